@@ -1,0 +1,23 @@
+//! Schema history of Dostup. Every file is one schema change, named
+//! `mYYYYMMDD_HHMMSS_verb_noun`, and is never edited once it has landed: a fix
+//! is a new migration. The same migrations run on SQLite (embedded default) and
+//! PostgreSQL (production), so only portable column types are used here.
+
+pub use sea_orm_migration::prelude::*;
+
+mod columns;
+mod m20261125_000001_create_directory;
+mod m20261125_000002_create_users;
+
+/// Applies Dostup's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_directory::Migration),
+            Box::new(m20261125_000002_create_users::Migration),
+        ]
+    }
+}

@@ -1,0 +1,108 @@
+//! Creating accounts: shared by `POST /users`, `dostup user create` and the
+//! demo seed, so all three validate and hash the same way.
+
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::normalise_email;
+use super::password::{self, PasswordError};
+use crate::db::{self, DbError, entity::user, users::NewUser};
+use crate::domain::{RegionCode, Role, Sector};
+
+/// A new account with its plain-text password.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+    pub role: Role,
+    pub organisation_id: Option<Uuid>,
+    pub region: Option<RegionCode>,
+    pub sector: Option<Sector>,
+}
+
+/// Why an account was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("`{0}` is not an email address")]
+    InvalidEmail(String),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("an account with this email exists")]
+    EmailTaken,
+    #[error("the organisation or region does not exist")]
+    UnknownReference,
+    #[error(transparent)]
+    Db(DbError),
+    #[error("password hashing did not finish: {0}")]
+    Internal(String),
+}
+
+/// Validates, hashes and stores a new account.
+///
+/// # Errors
+/// [`AccountError`] naming what is wrong.
+pub async fn create_account(
+    db: &DatabaseConnection,
+    account: NewAccount,
+) -> Result<user::Model, AccountError> {
+    let email = normalise_email(&account.email);
+    if !plausible_email(&email) {
+        return Err(AccountError::InvalidEmail(account.email));
+    }
+    let plain = account.password;
+    let password_hash = tokio::task::spawn_blocking(move || password::hash(&plain))
+        .await
+        .map_err(|e| AccountError::Internal(e.to_string()))??;
+    let display_name = match account.display_name.trim() {
+        "" => email.clone(),
+        name => name.to_owned(),
+    };
+    db::users::create_user(
+        db,
+        NewUser {
+            email,
+            display_name,
+            password_hash,
+            role: account.role,
+            organisation_id: account.organisation_id,
+            region: account.region,
+            sector: account.sector,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        DbError::Conflict(_) => AccountError::EmailTaken,
+        DbError::MissingReference(_) => AccountError::UnknownReference,
+        other => AccountError::Db(other),
+    })
+}
+
+/// One `@`, something on both sides, a dot in the domain, no spaces: enough
+/// to catch typos; deliverability is proven by use, not by a regex.
+fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(char::is_whitespace)
+        && email.len() <= 254
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plausible_email;
+
+    #[test]
+    fn email_plausibility() {
+        assert!(plausible_email("volunteer@demo.local"));
+        assert!(!plausible_email("volunteer"));
+        assert!(!plausible_email("a@b"));
+        assert!(!plausible_email("a b@c.d"));
+        assert!(!plausible_email("a@b@c.d"));
+    }
+}

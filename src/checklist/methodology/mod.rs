@@ -1,0 +1,227 @@
+//! Methodologies as data: the order 344н criterion 3 mapping, the order 627 passport
+//! mapping and illustrative points schemes. This module owns their compiled form and
+//! the arithmetic that turns rule outcomes into scores and statuses.
+
+mod load;
+mod nok;
+mod passport;
+mod points;
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use nok::{ConditionResult, NokScore, Tri};
+pub use passport::{PassportResult, SiteStatus, ZoneStatuses};
+pub use points::PointsScore;
+pub use schema::Combine;
+
+pub(crate) use load::load_methodologies;
+
+use super::expr::Expr;
+use super::text::Localized;
+use super::types::{Severity, Status, Zone};
+
+/// A loaded methodology.
+#[derive(Debug, Clone)]
+pub struct Methodology {
+    pub(crate) id: String,
+    pub(crate) version: String,
+    pub(crate) title: Localized,
+    pub(crate) description: Option<Localized>,
+    pub(crate) default: bool,
+    pub(crate) passport: Option<String>,
+    pub(crate) kind: MethodologyKind,
+    pub(crate) rating: Option<Rating>,
+    pub(crate) sha256: String,
+    pub(crate) file: PathBuf,
+}
+
+impl Methodology {
+    /// Its id (`nok-344n`).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// Its semantic version.
+    #[must_use]
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+    /// Its title.
+    #[must_use]
+    pub fn title(&self) -> &Localized {
+        &self.title
+    }
+    /// Its description.
+    #[must_use]
+    pub fn description(&self) -> Option<&Localized> {
+        self.description.as_ref()
+    }
+    /// Lower-case hex SHA-256 of the source file.
+    #[must_use]
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+    /// The file it was loaded from.
+    #[must_use]
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+    /// What it computes.
+    #[must_use]
+    pub fn kind(&self) -> &MethodologyKind {
+        &self.kind
+    }
+    /// The id of the passport methodology computed alongside, if any.
+    #[must_use]
+    pub fn passport(&self) -> Option<&str> {
+        self.passport.as_deref()
+    }
+    /// The 344н criteria weights, for the rating.
+    #[must_use]
+    pub fn rating(&self) -> Option<&Rating> {
+        self.rating.as_ref()
+    }
+    /// Whether this is the catalog's default scoring methodology.
+    #[must_use]
+    pub fn is_default(&self) -> bool {
+        self.default
+    }
+    /// `nok`, `points` or `passport`.
+    #[must_use]
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            MethodologyKind::Nok(_) => "nok",
+            MethodologyKind::Points(_) => "points",
+            MethodologyKind::Passport(_) => "passport",
+        }
+    }
+}
+
+/// What a methodology computes.
+#[derive(Debug, Clone)]
+pub enum MethodologyKind {
+    /// Order 344н criterion 3 (P3.1, P3.2, P3.3, K3).
+    Nok(Nok),
+    /// A points scheme with its own maximum.
+    Points(Points),
+    /// Order 627 passport statuses.
+    Passport(PassportRules),
+}
+
+/// Order 344н criterion 3 settings.
+#[derive(Debug, Clone)]
+pub struct Nok {
+    pub(crate) points_per_condition: f64,
+    pub(crate) cap_3_1: f64,
+    pub(crate) cap_3_2: f64,
+    pub(crate) weights: [f64; 3],
+    pub(crate) zero_respondents: ZeroRespondents,
+    pub(crate) conditions_3_1: Vec<Condition>,
+    pub(crate) conditions_3_2: Vec<Condition>,
+}
+
+/// What indicator 3.3 is when the survey has no disabled respondents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroRespondents {
+    /// 3.3 and K3 are not computable; the result says why.
+    NotComputable,
+    /// 3.3 is 0.
+    Zero,
+    /// 3.3 is 100 (nobody dissatisfied).
+    Full,
+}
+
+/// A condition of 3.1 / 3.2, or an entry of a points scheme: a mapping from rule
+/// outcomes and answers to met / not met / unknown.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub(crate) id: String,
+    pub(crate) title: Localized,
+    pub(crate) note: Option<Localized>,
+    pub(crate) met: Expr,
+    pub(crate) points: f64,
+}
+
+/// A points scheme.
+#[derive(Debug, Clone)]
+pub struct Points {
+    pub(crate) maximum: f64,
+    pub(crate) entries: Vec<Condition>,
+}
+
+/// Order 627 passport mapping.
+#[derive(Debug, Clone)]
+pub struct PassportRules {
+    pub(crate) fail_status: [Status; 3],
+    pub(crate) assistance: Option<Expr>,
+    pub(crate) assisted_status: Status,
+    pub(crate) route_zones: Vec<Zone>,
+    pub(crate) combine: Combine,
+}
+
+impl PassportRules {
+    pub(crate) fn fail_status(&self, s: Severity) -> Status {
+        self.fail_status[s as usize]
+    }
+}
+
+/// Order 344н weights of all five criteria, kept as data for the rating.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rating {
+    /// K1..K5.
+    pub criteria: Vec<Criterion>,
+    /// How the organisation score combines the criteria (`mean`: Sn = (K1+…+K5)/5).
+    pub overall: Overall,
+}
+
+/// A criterion with its indicators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criterion {
+    /// `K1`..`K5`.
+    pub id: String,
+    /// Its name.
+    pub title: Localized,
+    /// Indicators and weights (summing to 1).
+    pub indicators: Vec<Indicator>,
+    /// Alternative weightings, e.g. K2 without indicator 2.2.
+    #[serde(default)]
+    pub variants: Vec<Variant>,
+}
+
+/// An indicator and its weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Indicator {
+    /// `1.1`, `3.2`, ...
+    pub id: String,
+    /// Its weight in the criterion.
+    pub weight: f64,
+    /// Its name.
+    pub title: Localized,
+}
+
+/// An alternative weighting of a criterion's indicators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Variant id, e.g. `without_2_2`.
+    pub id: String,
+    /// When it applies.
+    pub title: Localized,
+    /// Indicator id → weight (summing to 1); indicators not listed are not used.
+    pub weights: std::collections::BTreeMap<String, f64>,
+}
+
+/// How criteria combine into the organisation score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overall {
+    /// The arithmetic mean.
+    Mean,
+}

@@ -1,0 +1,137 @@
+//! Persistence: connection, migrations, and repository functions over the
+//! sea-orm entities. Everything above this module sees domain values and
+//! [`DbError`], never raw SQL errors: unique-constraint violations become
+//! [`DbError::Conflict`] here, at the repository boundary.
+
+pub mod directory;
+pub mod entity;
+pub mod tokens;
+pub mod users;
+
+use std::time::Duration;
+
+use dostup_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqlErr};
+
+/// Repository errors, small on purpose: callers decide what they mean.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A unique constraint would be violated (duplicate email, tax id …).
+    #[error("conflicts with an existing record: {0}")]
+    Conflict(String),
+    /// A referenced record (region, organisation, institution) does not exist.
+    #[error("refers to a record that does not exist: {0}")]
+    MissingReference(String),
+    /// Anything else the database reported.
+    #[error(transparent)]
+    Other(DbErr),
+}
+
+impl From<DbErr> for DbError {
+    fn from(err: DbErr) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(msg)) => Self::Conflict(msg),
+            Some(SqlErr::ForeignKeyConstraintViolation(msg)) => Self::MissingReference(msg),
+            _ => Self::Other(err),
+        }
+    }
+}
+
+/// Opens the database named by `url` (`sqlite://…` or `postgres://…`).
+///
+/// SQLite runs in WAL mode with a busy timeout and foreign keys on, so that
+/// readers do not block the single writer and constraints hold as on
+/// PostgreSQL.
+///
+/// # Errors
+/// The database cannot be reached or opened.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    if url.starts_with("sqlite:") {
+        // One writer at a time is SQLite's model; a small pool avoids lock churn.
+        options.max_connections(8);
+    } else {
+        options.max_connections(32);
+    }
+    Database::connect(options).await
+}
+
+/// Applies every pending migration.
+///
+/// # Errors
+/// A migration failed; nothing after it ran.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// Lists applied and pending migrations as `(name, applied)`.
+///
+/// # Errors
+/// The migration table cannot be read.
+pub async fn migration_status(db: &DatabaseConnection) -> Result<Vec<(String, bool)>, DbErr> {
+    let applied: std::collections::HashSet<String> = Migrator::get_applied_migrations(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    Ok(Migrator::migrations()
+        .iter()
+        .map(|m| (m.name().to_owned(), applied.contains(m.name())))
+        .collect())
+}
+
+/// Cheap round trip used by the readiness probe.
+///
+/// # Errors
+/// The database does not answer.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_unprepared("SELECT 1").await.map(|_| ())
+}
+
+/// Current time, truncated to microseconds so that values read back from
+/// either backend compare equal to what was written.
+#[must_use]
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// Keyset pagination over time-ordered UUIDv7 ids: rows after `after`, at
+/// most `limit` of them. Stable under concurrent inserts, unlike offsets.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub after: Option<uuid::Uuid>,
+    pub limit: u64,
+}
+
+/// One page of rows and the id to continue after, if there is more.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<uuid::Uuid>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from `limit + 1` fetched rows: the extra row only tells
+    /// that another page exists.
+    pub(crate) fn from_overfetch(mut rows: Vec<T>, limit: u64, id: impl Fn(&T) -> uuid::Uuid) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_after = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(&id)
+        } else {
+            None
+        };
+        Self { items: rows, next_after }
+    }
+}

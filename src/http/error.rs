@@ -1,0 +1,226 @@
+//! The one error type at the HTTP boundary. Every failure leaves the service
+//! as RFC 9457 `application/problem+json` with a stable kebab-case `code` that
+//! clients switch on. Internal details of 5xx errors are logged with their
+//! whole source chain and never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::AuthError;
+use crate::db::DbError;
+
+/// Media type of error bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field or checklist item in a 422 answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Where: a field path such as `email` or `items[2].value`, or a checklist
+    /// item key such as `ramps.slope_percent`.
+    pub field: String,
+    /// Stable machine code, e.g. `missing-field`, `invalid-value`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The problem document (RFC 9457) as sent to clients.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `urn:dostup:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// For 422: every invalid field or checklist item.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A client error with a status, a code and a message for people.
+    #[error("{code}: {detail}")]
+    Problem {
+        status: StatusCode,
+        code: &'static str,
+        detail: String,
+        /// Seconds, sent as `Retry-After` (429, 503).
+        retry_after: Option<u64>,
+    },
+    /// 422 with every invalid field.
+    #[error("validation failed: {0:?}")]
+    Validation(Vec<FieldError>),
+    /// 500; the source is logged, the client sees a generic message.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A client error.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Problem {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 404 for a resource the caller cannot see (or that does not exist:
+    /// the two are deliberately indistinguishable).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", format!("{what} not found"))
+    }
+
+    /// 403 for an action the caller's role or scope does not allow.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 401 with a specific code (`unauthenticated`, `invalid-token`, …).
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, detail)
+    }
+
+    /// 422 with a single field error.
+    pub fn invalid_field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    /// 409 with a specific code.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, detail)
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
+        match self {
+            Self::Problem {
+                status,
+                code,
+                detail,
+                ..
+            } => (*status, code, Some(detail.clone())),
+            Self::Validation(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                Some(match errors.len() {
+                    1 => "1 field is invalid".to_owned(),
+                    n => format!("{n} fields are invalid"),
+                }),
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal-error",
+                Some("the service failed to handle the request; it has been logged".to_owned()),
+            ),
+        }
+    }
+}
+
+/// Builds a problem response; also used by middleware for errors that never
+/// reach a handler (unknown route, panics).
+pub fn problem_response(
+    status: StatusCode,
+    code: &str,
+    detail: Option<String>,
+    errors: Vec<FieldError>,
+) -> Response {
+    let body = Problem {
+        type_uri: format!("urn:dostup:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        code: code.to_owned(),
+        detail,
+        errors,
+    };
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let mut response = (status, json).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(err) = &self {
+            tracing::error!(error = ?err, "request failed");
+        }
+        let (status, code, detail) = self.parts();
+        let (errors, retry_after) = match self {
+            Self::Validation(errors) => (errors, None),
+            Self::Problem { retry_after, .. } => (Vec::new(), retry_after),
+            Self::Internal(_) => (Vec::new(), None),
+        };
+        let mut response = problem_response(status, code, detail, errors);
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Conflict(_) => Self::conflict("conflict", "a record with the same unique value exists"),
+            DbError::MissingReference(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "missing-reference",
+                "a referenced record does not exist",
+            ),
+            DbError::Other(e) => Self::Internal(anyhow::Error::new(e).context("database")),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidCredentials => Self::unauthorized("invalid-credentials", err.to_string()),
+            AuthError::InvalidRefreshToken => {
+                Self::unauthorized("invalid-refresh-token", err.to_string())
+            }
+            AuthError::RefreshTokenReused => {
+                Self::unauthorized("refresh-token-reused", err.to_string())
+            }
+            AuthError::TooManyAttempts(wait) => Self::Problem {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "too-many-login-attempts",
+                detail: err.to_string(),
+                retry_after: Some(wait.as_secs().max(1)),
+            },
+            AuthError::Db(db) => db.into(),
+            AuthError::Internal(msg) => Self::Internal(anyhow::anyhow!(msg)),
+        }
+    }
+}
+
+/// Result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

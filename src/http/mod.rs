@@ -1,0 +1,176 @@
+//! The HTTP API. This module only merges the per-resource routers, adds the
+//! cross-cutting layers (request ids, tracing, compression, CORS, body
+//! limits, panic capture) and serves the OpenAPI document and its viewer.
+//! Handlers live in one module per resource.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod health;
+pub mod institutions;
+pub mod organisations;
+pub mod pagination;
+pub mod users;
+mod validate;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::Response;
+use sea_orm::DatabaseConnection;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::Sessions;
+use crate::config::Settings;
+use error::problem_response;
+
+/// Prefix of every versioned route.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Shared state of all handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub sessions: Arc<Sessions>,
+    pub settings: Arc<Settings>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Dostup API",
+        description = "Field accessibility audits: directory, checklists, audits, evidence, review and rating. \
+Errors are RFC 9457 problem documents with a stable `code`.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Logins, tokens and the current user"),
+        (name = "directory", description = "Regions' institutions, their sites, organisations"),
+        (name = "users", description = "Accounts (admins)"),
+        (name = "health", description = "Probes")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The versioned API routes and their OpenAPI description.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(institutions::router())
+        .merge(organisations::router())
+        .merge(users::router())
+}
+
+/// The OpenAPI document as served at `/api/v1/openapi.json`.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = OpenApiRouter::<AppState>::new()
+        .nest(API_PREFIX, api())
+        .split_for_parts();
+    doc.info = ApiDoc::openapi().info;
+    doc
+}
+
+/// Builds the complete application: what the binary serves and what tests
+/// and benchmarks drive.
+pub fn app(state: AppState) -> Router {
+    let (api_router, mut doc) = OpenApiRouter::new()
+        .nest(API_PREFIX, api())
+        .merge(health::router())
+        .split_for_parts();
+    doc.info = ApiDoc::openapi().info;
+    let request_id = HeaderName::from_static("x-request-id");
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CompressionLayer::new())
+        .layer(cors(&state.settings.cors_origins))
+        .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));
+    api_router
+        .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(layers)
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    let origin = if origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(allowed)
+    };
+    CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, header::IF_NONE_MATCH])
+        .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
+}
+
+async fn not_found() -> Response {
+    problem_response(StatusCode::NOT_FOUND, "not-found", Some("no such route".to_owned()), Vec::new())
+}
+
+async fn method_not_allowed() -> Response {
+    problem_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        Some("this route does not accept that method".to_owned()),
+        Vec::new(),
+    )
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "handler panicked");
+    problem_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal-error",
+        Some("the service failed to handle the request; it has been logged".to_owned()),
+        Vec::new(),
+    )
+}

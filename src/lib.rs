@@ -1,0 +1,19 @@
+//! Dostup: the backend for photo-backed field accessibility audits.
+//!
+//! Start reading at [`http::app`] (the router), then a resource module such
+//! as [`http::institutions`], which calls the repository functions in [`db`].
+//! [`server`] wires configuration, database and router together for the
+//! binary and for tests.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod server;
+
+pub use http::{AppState, app};
+
+/// Version of this build, reported by `dostup version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,244 @@
+//! The `dostup` command line: parses arguments, sets up logging and calls
+//! the library. No logic lives here.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use dostup::auth::accounts::{NewAccount, create_account};
+use dostup::config::{FileConfig, Overrides, Settings};
+use dostup::domain::{RegionCode, Role, Sector};
+use dostup::server::{Server, build_state, shutdown_signal};
+use dostup::{db, demo};
+
+#[derive(Debug, Parser)]
+#[command(name = "dostup", version, about = "Field accessibility audits: API server and tools")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command that touches the database understands.
+#[derive(Debug, Args)]
+struct Common {
+    /// Optional TOML configuration file.
+    #[arg(long, env = "DOSTUP_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Directory for the embedded database, objects and keys [default: ./dostup-data].
+    #[arg(long, env = "DOSTUP_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL; the default is an SQLite file in the data directory.
+    #[arg(long, env = "DOSTUP_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Apply pending database migrations (or list them with --status).
+    Migrate {
+        /// Only list applied and pending migrations.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "DOSTUP_BIND")]
+    bind: Option<String>,
+    /// Directory of checklists and methodologies [default: ./checklists].
+    #[arg(long, env = "DOSTUP_CHECKLISTS_DIR")]
+    checklists_dir: Option<PathBuf>,
+    /// Seed a demo region, institutions and one user per role, and print the logins.
+    #[arg(long, env = "DOSTUP_DEMO")]
+    demo: bool,
+    /// Origins allowed by CORS, comma-separated (`*` for any) [default: none].
+    #[arg(long, env = "DOSTUP_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Option<Vec<String>>,
+    /// Largest accepted JSON request body in bytes [default: 2097152].
+    #[arg(long, env = "DOSTUP_BODY_LIMIT_BYTES")]
+    body_limit_bytes: Option<usize>,
+    /// Lifetime of access tokens in seconds [default: 900].
+    #[arg(long, env = "DOSTUP_ACCESS_TOKEN_TTL_SECS")]
+    access_token_ttl_secs: Option<u64>,
+    /// Lifetime of refresh tokens in seconds [default: 2592000].
+    #[arg(long, env = "DOSTUP_REFRESH_TOKEN_TTL_SECS")]
+    refresh_token_ttl_secs: Option<u64>,
+    /// Login attempts allowed per account and minute [default: 10].
+    #[arg(long, env = "DOSTUP_LOGIN_ATTEMPTS_PER_MINUTE")]
+    login_attempts_per_minute: Option<u32>,
+    /// Take the client address from X-Forwarded-For (only behind a proxy you run).
+    #[arg(long, env = "DOSTUP_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from DOSTUP_USER_PASSWORD or,
+    /// with --password-stdin, from the first line of standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Organisation id (UUID).
+        #[arg(long)]
+        organisation: Option<uuid::Uuid>,
+        /// Limit the user to a region (two digits).
+        #[arg(long)]
+        region: Option<RegionCode>,
+        /// Limit the user to a sector.
+        #[arg(long, value_parser = parse_sector)]
+        sector: Option<Sector>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: dostup::domain::UnknownValue| e.to_string())
+}
+
+fn parse_sector(s: &str) -> Result<Sector, String> {
+    s.parse().map_err(|e: dostup::domain::UnknownValue| e.to_string())
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("DOSTUP_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn settings(common: &Common, mut over: Overrides) -> anyhow::Result<Settings> {
+    let file = match &common.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    over.data_dir = common.data_dir.clone();
+    over.database_url = common.database_url.clone();
+    over.token_secret = std::env::var("DOSTUP_TOKEN_SECRET").ok();
+    Ok(Settings::resolve(file, over)?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Version => {
+            println!("dostup {}", dostup::VERSION);
+            Ok(())
+        }
+        Command::Serve(args) => serve(&cli.common, args).await,
+        Command::Migrate { status } => {
+            let settings = settings(&cli.common, Overrides::default())?;
+            std::fs::create_dir_all(&settings.data_dir)?;
+            let conn = db::connect(&settings.database_url).await?;
+            if !status {
+                db::migrate(&conn).await?;
+            }
+            for (name, applied) in db::migration_status(&conn).await? {
+                println!("{} {name}", if applied { "applied" } else { "pending" });
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            email,
+            role,
+            display_name,
+            organisation,
+            region,
+            sector,
+            password_stdin,
+        }) => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                match std::env::var("DOSTUP_USER_PASSWORD") {
+                    Ok(p) => p,
+                    Err(_) => bail!("give the password in DOSTUP_USER_PASSWORD or with --password-stdin"),
+                }
+            };
+            let state = build_state(settings(&cli.common, Overrides::default())?).await?;
+            let account = NewAccount {
+                email,
+                password,
+                display_name,
+                role,
+                organisation_id: organisation,
+                region,
+                sector,
+            };
+            let user = create_account(&state.db, account).await?;
+            println!("created {} ({}) with id {}", user.email, user.role, user.id);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
+    let over = Overrides {
+        bind: args.bind,
+        checklists_dir: args.checklists_dir,
+        cors_origins: args.cors_origins,
+        body_limit_bytes: args.body_limit_bytes,
+        access_token_ttl_secs: args.access_token_ttl_secs,
+        refresh_token_ttl_secs: args.refresh_token_ttl_secs,
+        login_attempts_per_minute: args.login_attempts_per_minute,
+        trust_forwarded_for: args.trust_forwarded_for,
+        ..Overrides::default()
+    };
+    let settings = settings(common, over)?;
+    tracing::info!(?settings, "starting");
+    let server = Server::bind(settings).await?;
+    if args.demo {
+        let logins = demo::seed(&server.state().db).await.context("demo seed failed")?;
+        println!("Demo logins (password `{}`):", demo::DEMO_PASSWORD);
+        for login in logins {
+            println!("  {:<24} {}", login.email, login.role);
+        }
+    }
+    let addr = server.local_addr()?;
+    tracing::info!(%addr, "listening; API documentation at http://{addr}/api/v1/docs/");
+    server.run(shutdown_signal()).await?;
+    Ok(())
+}
