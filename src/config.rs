@@ -117,7 +117,10 @@ impl fmt::Debug for Settings {
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("login_attempts_per_minute", &self.login_attempts_per_minute)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
-            .field("token_secret", &self.token_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "token_secret",
+                &self.token_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -304,6 +307,9 @@ mod tests {
         settings.token_secret = Some("topsecret".into());
         settings.database_url = "postgres://a:pw@h/db".into();
         let shown = format!("{settings:?}");
-        assert!(!shown.contains("topsecret") && !shown.contains("pw@"), "{shown}");
+        assert!(
+            !shown.contains("topsecret") && !shown.contains("pw@"),
+            "{shown}"
+        );
     }
 }

@@ -18,42 +18,128 @@ pub const DEMO_PASSWORD: &str = "demo-password";
 const REGION: (&str, &str) = ("48", "Липецкая область");
 
 const ORGANISATIONS: &[(&str, OrganisationKind)] = &[
-    ("Липецкая областная организация Всероссийского общества инвалидов", OrganisationKind::DisabilityOrganisation),
-    ("Управление социальной политики Липецкой области", OrganisationKind::Ministry),
-    ("Оператор независимой оценки Липецкой области", OrganisationKind::Operator),
-    ("Общественный совет при управлении социальной политики Липецкой области", OrganisationKind::PublicCouncil),
+    (
+        "Липецкая областная организация Всероссийского общества инвалидов",
+        OrganisationKind::DisabilityOrganisation,
+    ),
+    (
+        "Управление социальной политики Липецкой области",
+        OrganisationKind::Ministry,
+    ),
+    (
+        "Оператор независимой оценки Липецкой области",
+        OrganisationKind::Operator,
+    ),
+    (
+        "Общественный совет при управлении социальной политики Липецкой области",
+        OrganisationKind::PublicCouncil,
+    ),
 ];
 
 /// (name, sector, sites: (name, address, latitude, longitude)).
-type DemoInstitution = (&'static str, Sector, &'static [(&'static str, &'static str, f64, f64)]);
+type DemoInstitution = (
+    &'static str,
+    Sector,
+    &'static [(&'static str, &'static str, f64, f64)],
+);
 
 const INSTITUTIONS: &[DemoInstitution] = &[
-    ("ОБУ «Центр социальной защиты населения по городу Липецку»", Sector::SocialServices, &[
-        ("Главный корпус", "г. Липецк, ул. Плеханова, 33", 52.6105, 39.5946),
-        ("Отделение на Советской", "г. Липецк, ул. Советская, 66", 52.6037, 39.5837),
-    ]),
-    ("ОБУ «Комплексный центр социального обслуживания населения Грязинского района»", Sector::SocialServices, &[
-        ("Основное здание", "г. Грязи, ул. Красная, 38", 52.4939, 39.9431),
-    ]),
-    ("МБОУ «Средняя школа № 5 г. Липецка»", Sector::Education, &[
-        ("Здание школы", "г. Липецк, ул. Гагарина, 117", 52.5949, 39.5562),
-    ]),
-    ("ГОБПОУ «Липецкий колледж транспорта и дорожного хозяйства»", Sector::Education, &[
-        ("Учебный корпус", "г. Липецк, ул. Студенческий городок, 1", 52.5818, 39.5277),
-    ]),
-    ("ГУК «Липецкая областная универсальная научная библиотека»", Sector::Culture, &[
-        ("Здание библиотеки", "г. Липецк, ул. Кузнечная, 2", 52.6119, 39.5990),
-    ]),
-    ("ГУК «Липецкий областной краеведческий музей»", Sector::Culture, &[
-        ("Основная экспозиция", "г. Липецк, ул. Ленина, 23", 52.6135, 39.6001),
-    ]),
-    ("ГУЗ «Липецкая городская поликлиника № 1»", Sector::Health, &[
-        ("Взрослое отделение", "г. Липецк, ул. Ворошилова, 9", 52.6046, 39.5729),
-        ("Детское отделение", "г. Липецк, ул. Механизаторов, 4", 52.5978, 39.5705),
-    ]),
-    ("ГУЗ «Елецкая городская больница № 2»", Sector::Health, &[
-        ("Главный корпус", "г. Елец, ул. Коммунаров, 24", 52.6207, 38.5008),
-    ]),
+    (
+        "ОБУ «Центр социальной защиты населения по городу Липецку»",
+        Sector::SocialServices,
+        &[
+            (
+                "Главный корпус",
+                "г. Липецк, ул. Плеханова, 33",
+                52.6105,
+                39.5946,
+            ),
+            (
+                "Отделение на Советской",
+                "г. Липецк, ул. Советская, 66",
+                52.6037,
+                39.5837,
+            ),
+        ],
+    ),
+    (
+        "ОБУ «Комплексный центр социального обслуживания населения Грязинского района»",
+        Sector::SocialServices,
+        &[(
+            "Основное здание",
+            "г. Грязи, ул. Красная, 38",
+            52.4939,
+            39.9431,
+        )],
+    ),
+    (
+        "МБОУ «Средняя школа № 5 г. Липецка»",
+        Sector::Education,
+        &[(
+            "Здание школы",
+            "г. Липецк, ул. Гагарина, 117",
+            52.5949,
+            39.5562,
+        )],
+    ),
+    (
+        "ГОБПОУ «Липецкий колледж транспорта и дорожного хозяйства»",
+        Sector::Education,
+        &[(
+            "Учебный корпус",
+            "г. Липецк, ул. Студенческий городок, 1",
+            52.5818,
+            39.5277,
+        )],
+    ),
+    (
+        "ГУК «Липецкая областная универсальная научная библиотека»",
+        Sector::Culture,
+        &[(
+            "Здание библиотеки",
+            "г. Липецк, ул. Кузнечная, 2",
+            52.6119,
+            39.5990,
+        )],
+    ),
+    (
+        "ГУК «Липецкий областной краеведческий музей»",
+        Sector::Culture,
+        &[(
+            "Основная экспозиция",
+            "г. Липецк, ул. Ленина, 23",
+            52.6135,
+            39.6001,
+        )],
+    ),
+    (
+        "ГУЗ «Липецкая городская поликлиника № 1»",
+        Sector::Health,
+        &[
+            (
+                "Взрослое отделение",
+                "г. Липецк, ул. Ворошилова, 9",
+                52.6046,
+                39.5729,
+            ),
+            (
+                "Детское отделение",
+                "г. Липецк, ул. Механизаторов, 4",
+                52.5978,
+                39.5705,
+            ),
+        ],
+    ),
+    (
+        "ГУЗ «Елецкая городская больница № 2»",
+        Sector::Health,
+        &[(
+            "Главный корпус",
+            "г. Елец, ул. Коммунаров, 24",
+            52.6207,
+            38.5008,
+        )],
+    ),
 ];
 
 /// (email, role, index into ORGANISATIONS).
@@ -86,7 +172,11 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Vec<DemoLogin>> {
         let org = match directory::find_organisation_by_name(db, name).await? {
             Some(existing) => existing,
             None => {
-                let new = NewOrganisation { name: (*name).to_owned(), kind: *kind, region: Some(region.clone()) };
+                let new = NewOrganisation {
+                    name: (*name).to_owned(),
+                    kind: *kind,
+                    region: Some(region.clone()),
+                };
                 directory::create_organisation(db, new).await?
             }
         };
@@ -106,7 +196,15 @@ pub async fn seed(db: &DatabaseConnection) -> anyhow::Result<Vec<DemoLogin>> {
                 directory::create_institution(db, new).await?
             }
         };
-        let existing = directory::list_sites(db, institution.id, PageRequest { after: None, limit: 1 }).await?;
+        let existing = directory::list_sites(
+            db,
+            institution.id,
+            PageRequest {
+                after: None,
+                limit: 1,
+            },
+        )
+        .await?;
         if existing.items.is_empty() {
             for (site_name, address, latitude, longitude) in *sites {
                 let new = NewSite {

@@ -14,7 +14,11 @@ use dostup::server::{Server, build_state, shutdown_signal};
 use dostup::{db, demo};
 
 #[derive(Debug, Parser)]
-#[command(name = "dostup", version, about = "Field accessibility audits: API server and tools")]
+#[command(
+    name = "dostup",
+    version,
+    about = "Field accessibility audits: API server and tools"
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,
@@ -32,7 +36,12 @@ struct Common {
     #[arg(long, env = "DOSTUP_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Database URL; the default is an SQLite file in the data directory.
-    #[arg(long, env = "DOSTUP_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DOSTUP_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     database_url: Option<String>,
 }
 
@@ -111,11 +120,13 @@ enum UserCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse().map_err(|e: dostup::domain::UnknownValue| e.to_string())
+    s.parse()
+        .map_err(|e: dostup::domain::UnknownValue| e.to_string())
 }
 
 fn parse_sector(s: &str) -> Result<Sector, String> {
-    s.parse().map_err(|e: dostup::domain::UnknownValue| e.to_string())
+    s.parse()
+        .map_err(|e: dostup::domain::UnknownValue| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -141,7 +152,9 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("DOSTUP_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -195,7 +208,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 match std::env::var("DOSTUP_USER_PASSWORD") {
                     Ok(p) => p,
-                    Err(_) => bail!("give the password in DOSTUP_USER_PASSWORD or with --password-stdin"),
+                    Err(_) => {
+                        bail!("give the password in DOSTUP_USER_PASSWORD or with --password-stdin")
+                    }
                 }
             };
             let state = build_state(settings(&cli.common, Overrides::default())?).await?;
@@ -231,14 +246,17 @@ async fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(?settings, "starting");
     let server = Server::bind(settings).await?;
     if args.demo {
-        let logins = demo::seed(&server.state().db).await.context("demo seed failed")?;
+        let logins = demo::seed(&server.state().db)
+            .await
+            .context("demo seed failed")?;
         println!("Demo logins (password `{}`):", demo::DEMO_PASSWORD);
         for login in logins {
             println!("  {:<24} {}", login.email, login.role);
         }
     }
     let addr = server.local_addr()?;
-    tracing::info!(%addr, "listening; API documentation at http://{addr}/api/v1/docs/");
+    // On stdout, so scripts (and tests) that bind port 0 learn the address.
+    println!("Listening on http://{addr} (API documentation at http://{addr}/api/v1/docs/)");
     server.run(shutdown_signal()).await?;
     Ok(())
 }

@@ -28,7 +28,10 @@ const KEY_FILE: &str = "token-signing.key";
 /// says which.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-        format!("cannot create data directory {}", settings.data_dir.display())
+        format!(
+            "cannot create data directory {}",
+            settings.data_dir.display()
+        )
     })?;
     let conn = db::connect(&settings.database_url).await.with_context(|| {
         format!(
@@ -75,8 +78,12 @@ fn signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
 
 fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
     if let Ok(bytes) = std::fs::read(path) {
-        return SigningKey::new(&bytes)
-            .map_err(|len| anyhow::anyhow!("{} holds only {len} bytes; delete it to make a new key", path.display()));
+        return SigningKey::new(&bytes).map_err(|len| {
+            anyhow::anyhow!(
+                "{} holds only {len} bytes; delete it to make a new key",
+                path.display()
+            )
+        });
     }
     let key = SigningKey::generate().context("random source failed")?;
     write_private(path, key.as_bytes())
@@ -171,10 +178,14 @@ impl Server {
     ///
     /// # Errors
     /// The listener failed.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await

@@ -68,7 +68,11 @@ impl MigrationTrait for Migration {
                     .col(id(Organisations::Id))
                     .col(string(Organisations::Name))
                     .col(string_len(Organisations::Kind, 32))
-                    .col(ColumnDef::new(Organisations::RegionCode).string_len(2).null())
+                    .col(
+                        ColumnDef::new(Organisations::RegionCode)
+                            .string_len(2)
+                            .null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(Organisations::Table, Organisations::RegionCode)
@@ -167,7 +171,9 @@ impl MigrationTrait for Migration {
             Organisations::Table.into_iden(),
             Regions::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).take()).await?;
+            manager
+                .drop_table(Table::drop().table(table).take())
+                .await?;
         }
         Ok(())
     }

@@ -47,8 +47,7 @@ impl Principal {
     /// scope field means "all".
     #[must_use]
     pub fn covers(&self, region: &RegionCode, sector: Sector) -> bool {
-        self.region.as_ref().is_none_or(|r| r == region)
-            && self.sector.is_none_or(|s| s == sector)
+        self.region.as_ref().is_none_or(|r| r == region) && self.sector.is_none_or(|s| s == sector)
     }
 }
 
@@ -174,7 +173,11 @@ impl Sessions {
     ///
     /// # Errors
     /// Database failure.
-    pub async fn logout(&self, db: &DatabaseConnection, refresh_token: &str) -> Result<(), AuthError> {
+    pub async fn logout(
+        &self,
+        db: &DatabaseConnection,
+        refresh_token: &str,
+    ) -> Result<(), AuthError> {
         if let Some(row) = db::tokens::find_by_hash(db, &token::digest(refresh_token)).await? {
             db::tokens::revoke_family(db, row.family_id).await?;
         }
@@ -217,7 +220,14 @@ impl Sessions {
             .map_err(|e| AuthError::Internal(format!("random source failed: {e}")))?;
         let refresh_ttl = chrono::Duration::from_std(self.refresh_ttl)
             .unwrap_or_else(|_| chrono::Duration::days(30));
-        db::tokens::insert(db, user.id, family, token::digest(&refresh), now + refresh_ttl).await?;
+        db::tokens::insert(
+            db,
+            user.id,
+            family,
+            token::digest(&refresh),
+            now + refresh_ttl,
+        )
+        .await?;
         Ok(TokenPair {
             access_token: self.key.sign(&claims),
             refresh_token: refresh,

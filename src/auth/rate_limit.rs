@@ -75,6 +75,9 @@ mod tests {
         }
         let wait = limiter.check("a@example.org", ip).expect_err("throttled");
         assert!(wait > Duration::ZERO);
-        assert!(limiter.check("b@example.org", ip).is_ok(), "other accounts unaffected");
+        assert!(
+            limiter.check("b@example.org", ip).is_ok(),
+            "other accounts unaffected"
+        );
     }
 }

@@ -126,7 +126,8 @@ impl SigningKey {
         let tag = B64.decode(tag).map_err(|_| TokenError::Malformed)?;
         let mut mac = self.mac();
         mac.update(head.as_bytes());
-        mac.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
+        mac.verify_slice(&tag)
+            .map_err(|_| TokenError::BadSignature)?;
         let json = B64.decode(payload).map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
         if claims.exp <= now {
@@ -203,6 +204,9 @@ mod tests {
     fn refresh_digests_are_stable_hex() {
         assert_eq!(digest("abc").len(), 64);
         assert_eq!(digest("abc"), digest("abc"));
-        assert_ne!(new_refresh_token().expect("random"), new_refresh_token().expect("random"));
+        assert_ne!(
+            new_refresh_token().expect("random"),
+            new_refresh_token().expect("random")
+        );
     }
 }

@@ -36,7 +36,9 @@ pub async fn upsert_region(
         created_at: Set(ts),
         updated_at: Set(ts),
     };
-    Ok(region::Entity::insert(model).exec_with_returning(db).await?)
+    Ok(region::Entity::insert(model)
+        .exec_with_returning(db)
+        .await?)
 }
 
 /// All regions, by code.
@@ -185,7 +187,12 @@ pub async fn list_institutions(
     if let Some(sector) = filter.sector {
         query = query.filter(institution::Column::Sector.eq(sector.as_str()));
     }
-    if let Some(text) = filter.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    if let Some(text) = filter
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         let pattern = format!("%{}%", escape_like(&fold(text)));
         query = query.filter(
             Expr::col(institution::Column::NameFolded).like(LikeExpr::new(pattern).escape('\\')),

@@ -124,7 +124,11 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from `limit + 1` fetched rows: the extra row only tells
     /// that another page exists.
-    pub(crate) fn from_overfetch(mut rows: Vec<T>, limit: u64, id: impl Fn(&T) -> uuid::Uuid) -> Self {
+    pub(crate) fn from_overfetch(
+        mut rows: Vec<T>,
+        limit: u64,
+        id: impl Fn(&T) -> uuid::Uuid,
+    ) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let next_after = if rows.len() > limit {
             rows.truncate(limit);
@@ -132,6 +136,9 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Self { items: rows, next_after }
+        Self {
+            items: rows,
+            next_after,
+        }
     }
 }

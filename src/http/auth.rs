@@ -73,7 +73,12 @@ async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(state.sessions.refresh(&state.db, &body.refresh_token).await?))
+    Ok(Json(
+        state
+            .sessions
+            .refresh(&state.db, &body.refresh_token)
+            .await?,
+    ))
 }
 
 /// Ends the session of a refresh token; its tokens stop working. Idempotent.
@@ -83,7 +88,10 @@ async fn logout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    state.sessions.logout(&state.db, &body.refresh_token).await?;
+    state
+        .sessions
+        .logout(&state.db, &body.refresh_token)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -105,11 +113,22 @@ pub struct UserOut {
 impl TryFrom<user::Model> for UserOut {
     type Error = ApiError;
     fn try_from(u: user::Model) -> Result<Self, ApiError> {
-        let corrupt = |what: &str| anyhow::anyhow!("user {} has an invalid {what} in the database", u.id);
+        let corrupt =
+            |what: &str| anyhow::anyhow!("user {} has an invalid {what} in the database", u.id);
         Ok(Self {
             role: u.role.parse().map_err(|_| corrupt("role"))?,
-            region: u.region_code.clone().map(|c| c.parse()).transpose().map_err(|_| corrupt("region"))?,
-            sector: u.sector.as_deref().map(str::parse).transpose().map_err(|_| corrupt("sector"))?,
+            region: u
+                .region_code
+                .clone()
+                .map(|c| c.parse())
+                .transpose()
+                .map_err(|_| corrupt("region"))?,
+            sector: u
+                .sector
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| corrupt("sector"))?,
             id: u.id,
             email: u.email,
             display_name: u.display_name,

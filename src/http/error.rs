@@ -28,7 +28,11 @@ pub struct FieldError {
 
 impl FieldError {
     /// A field error.
-    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             code: code.into(),
@@ -88,7 +92,11 @@ impl ApiError {
     /// 404 for a resource the caller cannot see (or that does not exist:
     /// the two are deliberately indistinguishable).
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("{what} not found"),
+        )
     }
 
     /// 403 for an action the caller's role or scope does not allow.
@@ -189,7 +197,9 @@ impl IntoResponse for ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
-            DbError::Conflict(_) => Self::conflict("conflict", "a record with the same unique value exists"),
+            DbError::Conflict(_) => {
+                Self::conflict("conflict", "a record with the same unique value exists")
+            }
             DbError::MissingReference(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "missing-reference",
@@ -203,7 +213,9 @@ impl From<DbError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::InvalidCredentials => Self::unauthorized("invalid-credentials", err.to_string()),
+            AuthError::InvalidCredentials => {
+                Self::unauthorized("invalid-credentials", err.to_string())
+            }
             AuthError::InvalidRefreshToken => {
                 Self::unauthorized("invalid-refresh-token", err.to_string())
             }

@@ -77,9 +77,9 @@ fn json_error(path: &str, err: &serde_json::Error) -> ApiError {
                 "invalid-value"
             };
             let field = match (path, code) {
-                // serde reports a missing or unknown field at the enclosing
-                // object; name the field itself.
-                (_, "missing-field" | "unknown-field") => join_path(path, quoted(&message)),
+                // A missing field is reported at the enclosing object; name
+                // the field itself. Unknown fields already carry their name.
+                (_, "missing-field") => join_path(path, quoted(&message)),
                 (".", _) => String::new(),
                 _ => path.to_owned(),
             };
@@ -112,8 +112,14 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
@@ -124,7 +130,11 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
             "the request body is larger than this service accepts",
         )
     } else {
-        ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", rejection.body_text())
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable-body",
+            rejection.body_text(),
+        )
     }
 }
 
@@ -144,7 +154,11 @@ where
             .await
             .map(|Query(v)| ApiQuery(v))
             .map_err(|rejection: QueryRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", rejection.body_text())
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-query",
+                    rejection.body_text(),
+                )
             })
     }
 }
@@ -165,7 +179,11 @@ where
             .await
             .map(|Path(v)| ApiPath(v))
             .map_err(|rejection: PathRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid-path", rejection.body_text())
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-path",
+                    rejection.body_text(),
+                )
             })
     }
 }
@@ -177,19 +195,30 @@ pub struct Auth(pub Principal);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("unauthenticated", "send an access token: Authorization: Bearer <token>")
-            })?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized(
+                "unauthenticated",
+                "send an access token: Authorization: Bearer <token>",
+            )
+        })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("invalid-token", "the Authorization header is not `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "invalid-token",
+                    "the Authorization header is not `Bearer <token>`",
+                )
+            })?;
         state
             .sessions
             .authenticate(token)
@@ -214,16 +243,19 @@ pub struct ClientAddr(pub IpAddr);
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if state.settings.trust_forwarded_for {
             let forwarded = parts
                 .headers
                 .get_all("x-forwarded-for")
                 .iter()
+                .rev()
                 .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-                .last();
+                .find_map(|v| v.rsplit(',').next())
+                .and_then(|a| a.trim().parse::<IpAddr>().ok());
             if let Some(addr) = forwarded {
                 return Ok(Self(addr));
             }

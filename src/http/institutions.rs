@@ -111,15 +111,26 @@ async fn list_institutions(
     Auth(_): Auth,
     ApiQuery(q): ApiQuery<InstitutionQuery>,
 ) -> ApiResult<Json<Paginated<InstitutionOut>>> {
-    let page = PageParams { limit: q.limit, cursor: q.cursor }.request()?;
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
     let region = q
         .region
         .map(|r| r.parse::<RegionCode>())
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", e.to_string()))?;
-    let filter = InstitutionFilter { region, sector: q.sector, text: q.text };
+    let filter = InstitutionFilter {
+        region,
+        sector: q.sector,
+        text: q.text,
+    };
     let rows = directory::list_institutions(&state.db, &filter, page).await?;
-    Ok(Json(Paginated::try_from_page(rows, InstitutionOut::try_from)?))
+    Ok(Json(Paginated::try_from_page(
+        rows,
+        InstitutionOut::try_from,
+    )?))
 }
 
 /// A new institution.
@@ -154,7 +165,10 @@ async fn create_institution(
     if let Err(e) = &region {
         checks.fail("region", "invalid-value", e.to_string());
     }
-    let tax_id = body.tax_id.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let tax_id = body
+        .tax_id
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
     if let Some(t) = &tax_id {
         checks.ensure(
             matches!(t.len(), 10 | 12) && t.bytes().all(|b| b.is_ascii_digit()),
@@ -164,22 +178,39 @@ async fn create_institution(
         );
     }
     checks.finish()?;
-    let region = region.map_err(|e| ApiError::invalid_field("region", "invalid-value", e.to_string()))?;
+    let region =
+        region.map_err(|e| ApiError::invalid_field("region", "invalid-value", e.to_string()))?;
     if !principal.covers(&region, body.sector) {
-        return Err(ApiError::forbidden("the institution is outside your region or sector"));
+        return Err(ApiError::forbidden(
+            "the institution is outside your region or sector",
+        ));
     }
-    if !directory::list_regions(&state.db).await?.iter().any(|r| r.code == region.as_str()) {
-        return Err(ApiError::invalid_field("region", "unknown-region", format!("region {region} is not registered")));
+    if !directory::list_regions(&state.db)
+        .await?
+        .iter()
+        .any(|r| r.code == region.as_str())
+    {
+        return Err(ApiError::invalid_field(
+            "region",
+            "unknown-region",
+            format!("region {region} is not registered"),
+        ));
     }
     let created = directory::create_institution(
         &state.db,
-        NewInstitution { name, region, sector: body.sector, tax_id },
+        NewInstitution {
+            name,
+            region,
+            sector: body.sector,
+            tax_id,
+        },
     )
     .await
     .map_err(|e| match e {
-        crate::db::DbError::Conflict(_) => {
-            ApiError::conflict("tax-id-taken", "an institution with this tax id is registered")
-        }
+        crate::db::DbError::Conflict(_) => ApiError::conflict(
+            "tax-id-taken",
+            "an institution with this tax id is registered",
+        ),
         other => other.into(),
     })?;
     Ok((StatusCode::CREATED, Json(created.try_into()?)))
@@ -247,17 +278,35 @@ async fn create_site(
         .ok_or_else(|| ApiError::not_found("institution"))?
         .try_into()?;
     if !principal.covers(&institution.region, institution.sector) {
-        return Err(ApiError::forbidden("the institution is outside your region or sector"));
+        return Err(ApiError::forbidden(
+            "the institution is outside your region or sector",
+        ));
     }
     let mut checks = Checks::default();
     let name = checks.text("name", &body.name, 500);
     let address = checks.text("address", &body.address, 1000);
-    checks.ensure((-90.0..=90.0).contains(&body.latitude), "latitude", "out-of-range", "must be between -90 and 90");
-    checks.ensure((-180.0..=180.0).contains(&body.longitude), "longitude", "out-of-range", "must be between -180 and 180");
+    checks.ensure(
+        (-90.0..=90.0).contains(&body.latitude),
+        "latitude",
+        "out-of-range",
+        "must be between -90 and 90",
+    );
+    checks.ensure(
+        (-180.0..=180.0).contains(&body.longitude),
+        "longitude",
+        "out-of-range",
+        "must be between -180 and 180",
+    );
     checks.finish()?;
     let created = directory::create_site(
         &state.db,
-        NewSite { institution_id: id, name, address, latitude: body.latitude, longitude: body.longitude },
+        NewSite {
+            institution_id: id,
+            name,
+            address,
+            latitude: body.latitude,
+            longitude: body.longitude,
+        },
     )
     .await?;
     Ok((StatusCode::CREATED, Json(created.into())))

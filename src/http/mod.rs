@@ -142,13 +142,29 @@ fn cors(origins: &[String]) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(origin)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, header::IF_NONE_MATCH])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+        ])
         .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
 }
 
 async fn not_found() -> Response {
-    problem_response(StatusCode::NOT_FOUND, "not-found", Some("no such route".to_owned()), Vec::new())
+    problem_response(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        Some("no such route".to_owned()),
+        Vec::new(),
+    )
 }
 
 async fn method_not_allowed() -> Response {

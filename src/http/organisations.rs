@@ -44,7 +44,12 @@ impl TryFrom<organisation::Model> for OrganisationOut {
         let corrupt = |what: &str| anyhow::anyhow!("organisation {} has an invalid {what}", m.id);
         Ok(Self {
             kind: m.kind.parse().map_err(|_| corrupt("kind"))?,
-            region: m.region_code.clone().map(|c| c.parse()).transpose().map_err(|_| corrupt("region"))?,
+            region: m
+                .region_code
+                .clone()
+                .map(|c| c.parse())
+                .transpose()
+                .map_err(|_| corrupt("region"))?,
             id: m.id,
             name: m.name,
             created_at: m.created_at,
@@ -71,9 +76,16 @@ async fn list_organisations(
     Auth(_): Auth,
     ApiQuery(q): ApiQuery<OrganisationQuery>,
 ) -> ApiResult<Json<Paginated<OrganisationOut>>> {
-    let page = PageParams { limit: q.limit, cursor: q.cursor }.request()?;
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request()?;
     let rows = directory::list_organisations(&state.db, q.kind, page).await?;
-    Ok(Json(Paginated::try_from_page(rows, OrganisationOut::try_from)?))
+    Ok(Json(Paginated::try_from_page(
+        rows,
+        OrganisationOut::try_from,
+    )?))
 }
 
 /// A new organisation.
@@ -105,12 +117,21 @@ async fn create_organisation(
     checks.finish()?;
     let created = directory::create_organisation(
         &state.db,
-        NewOrganisation { name, kind: body.kind, region: body.region },
+        NewOrganisation {
+            name,
+            kind: body.kind,
+            region: body.region,
+        },
     )
     .await
     .map_err(|e| match e {
-        DbError::Conflict(_) => ApiError::conflict("organisation-exists", "an organisation with this name exists"),
-        DbError::MissingReference(_) => ApiError::invalid_field("region", "unknown-region", "the region is not registered"),
+        DbError::Conflict(_) => ApiError::conflict(
+            "organisation-exists",
+            "an organisation with this name exists",
+        ),
+        DbError::MissingReference(_) => {
+            ApiError::invalid_field("region", "unknown-region", "the region is not registered")
+        }
         other => other.into(),
     })?;
     Ok((StatusCode::CREATED, Json(created.try_into()?)))

@@ -2,9 +2,9 @@
 //! `{"items": [...], "next_cursor": ...}` out. Cursors are opaque to clients;
 //! today they wrap the last id seen, tomorrow they may hold more.
 
+use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -69,7 +69,10 @@ impl<T> Paginated<T> {
     ///
     /// # Errors
     /// The first conversion error.
-    pub fn try_from_page<R, E>(page: Page<R>, map: impl FnMut(R) -> Result<T, E>) -> Result<Self, E> {
+    pub fn try_from_page<R, E>(
+        page: Page<R>,
+        map: impl FnMut(R) -> Result<T, E>,
+    ) -> Result<Self, E> {
         Ok(Self {
             items: page.items.into_iter().map(map).collect::<Result<_, _>>()?,
             next_cursor: page.next_after.map(encode),

@@ -86,18 +86,24 @@ async fn create_user(
         region: body.region,
         sector: body.sector,
     };
-    let created = create_account(&state.db, account).await.map_err(|e| match e {
-        AccountError::InvalidEmail(_) => ApiError::invalid_field("email", "invalid-email", e.to_string()),
-        AccountError::Password(p) => ApiError::invalid_field("password", "weak-password", p.to_string()),
-        AccountError::EmailTaken => ApiError::conflict("email-taken", e.to_string()),
-        AccountError::UnknownReference => ApiError::invalid_field(
-            "organisation_id",
-            "unknown-reference",
-            "the organisation or region does not exist",
-        ),
-        AccountError::Db(db) => db.into(),
-        AccountError::Internal(msg) => ApiError::Internal(anyhow::anyhow!(msg)),
-    })?;
+    let created = create_account(&state.db, account)
+        .await
+        .map_err(|e| match e {
+            AccountError::InvalidEmail(_) => {
+                ApiError::invalid_field("email", "invalid-email", e.to_string())
+            }
+            AccountError::Password(p) => {
+                ApiError::invalid_field("password", "weak-password", p.to_string())
+            }
+            AccountError::EmailTaken => ApiError::conflict("email-taken", e.to_string()),
+            AccountError::UnknownReference => ApiError::invalid_field(
+                "organisation_id",
+                "unknown-reference",
+                "the organisation or region does not exist",
+            ),
+            AccountError::Db(db) => db.into(),
+            AccountError::Internal(msg) => ApiError::Internal(anyhow::anyhow!(msg)),
+        })?;
     Ok((StatusCode::CREATED, Json(created.try_into()?)))
 }
 

@@ -14,7 +14,11 @@ impl Checks {
         if trimmed.is_empty() {
             self.fail(field, "required", "must not be empty");
         } else if trimmed.chars().count() > max_chars {
-            self.fail(field, "too-long", format!("must have at most {max_chars} characters"));
+            self.fail(
+                field,
+                "too-long",
+                format!("must have at most {max_chars} characters"),
+            );
         }
         trimmed.to_owned()
     }

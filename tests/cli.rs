@@ -1,0 +1,261 @@
+//! The `dostup` binary as an operator runs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use common::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn dostup(data_dir: &std::path::Path, database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dostup"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--database-url")
+        .arg(database_url);
+    command
+}
+
+/// Kills the server when the test ends, passed or not.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_demo_answers_logs_in_every_demo_user_and_serves_openapi() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(dir.path()).await;
+    let mut child = dostup(dir.path(), &database.url)
+        .args(["serve", "--demo", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Running(child);
+
+    // The server prints the demo logins, then the address it listens on.
+    let mut printed = Vec::new();
+    let mut base = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Listening on ") {
+            base = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+        printed.push(line);
+    }
+    let base = base.expect("server printed its address");
+    let printed = printed.join("\n");
+    for user in [
+        "admin",
+        "operator",
+        "volunteer",
+        "coordinator",
+        "reviewer",
+        "council",
+    ] {
+        assert!(printed.contains(&format!("{user}@demo.local")), "{printed}");
+    }
+
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    for user in [
+        "admin",
+        "operator",
+        "volunteer",
+        "coordinator",
+        "reviewer",
+        "council",
+    ] {
+        let response = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": format!("{user}@demo.local"), "password": "demo-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{user}");
+    }
+    let doc: Value = client
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/v1/institutions"].is_object());
+    drop(server);
+
+    // Seeding again (a restart with --demo) duplicates nothing.
+    let conn = dostup::db::connect(&database.url).await.unwrap();
+    let before = dostup::db::users::list_users(
+        &conn,
+        dostup::db::PageRequest {
+            after: None,
+            limit: 100,
+        },
+    )
+    .await
+    .unwrap()
+    .items
+    .len();
+    dostup::demo::seed(&conn).await.unwrap();
+    let after = dostup::db::users::list_users(
+        &conn,
+        dostup::db::PageRequest {
+            after: None,
+            limit: 100,
+        },
+    )
+    .await
+    .unwrap()
+    .items
+    .len();
+    assert_eq!(before, 6);
+    assert_eq!(after, 6);
+}
+
+#[tokio::test]
+async fn user_create_and_migrate_work_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(dir.path()).await;
+
+    let migrate = dostup(dir.path(), &database.url)
+        .args(["migrate"])
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let listing = String::from_utf8(migrate.stdout).unwrap();
+    assert!(
+        listing.lines().all(|l| l.starts_with("applied ")),
+        "{listing}"
+    );
+    assert!(listing.contains("m20261125_000002_create_users"));
+
+    let mut create = dostup(dir.path(), &database.url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "Chief@Example.org",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-long-admin-password\n")
+        .unwrap();
+    let output = create.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("chief@example.org"));
+
+    let again = dostup(dir.path(), &database.url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "chief@example.org",
+            "--role",
+            "admin",
+        ])
+        .env("DOSTUP_USER_PASSWORD", "a-long-admin-password")
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("an account with this email exists"));
+
+    let bad_role = dostup(dir.path(), &database.url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "x@example.org",
+            "--role",
+            "boss",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("volunteer, coordinator"));
+
+    let no_password = dostup(dir.path(), &database.url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "x@example.org",
+            "--role",
+            "volunteer",
+        ])
+        .output()
+        .unwrap();
+    assert!(!no_password.status.success());
+    assert!(String::from_utf8_lossy(&no_password.stderr).contains("DOSTUP_USER_PASSWORD"));
+}
+
+#[test]
+fn version_and_bad_configuration_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = Command::new(env!("CARGO_BIN_EXE_dostup"))
+        .arg("version")
+        .output()
+        .unwrap();
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("dostup "));
+
+    let config = dir.path().join("dostup.toml");
+    std::fs::write(&config, "bind = \"127.0.0.1:1\"\nbnid = 3\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_dostup"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bnid"), "names the unknown key: {stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_dostup"))
+        .args(["serve", "--bind", "nowhere", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bind:"));
+}
