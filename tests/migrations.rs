@@ -68,3 +68,26 @@ fn test_database_urls_keep_host_and_options() {
         "postgres://h:1/t3"
     );
 }
+
+#[tokio::test]
+async fn replicas_starting_together_migrate_once_without_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(dir.path()).await;
+    if !database.is_postgres() {
+        // The embedded SQLite default runs as a single process.
+        return;
+    }
+    let a = dostup::db::connect(&database.url).await.unwrap();
+    let b = dostup::db::connect(&database.url).await.unwrap();
+    let c = dostup::db::connect(&database.url).await.unwrap();
+    let (ra, rb, rc) = tokio::join!(
+        dostup::db::migrate(&a),
+        dostup::db::migrate(&b),
+        dostup::db::migrate(&c)
+    );
+    ra.unwrap();
+    rb.unwrap();
+    rc.unwrap();
+    let status = dostup::db::migration_status(&a).await.unwrap();
+    assert!(status.iter().all(|(_, applied)| *applied));
+}

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use dostup_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr,
+    TransactionTrait,
+};
 
 /// Repository errors, small on purpose: callers decide what they mean.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +74,23 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// # Errors
 /// A migration failed; nothing after it ran.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    // Replicas start together: one migrates while the others wait on the
+    // advisory lock, then find nothing left to do. The lock lives in a
+    // transaction on its own pooled connection and ends with it.
+    let guard = db.begin().await?;
+    guard
+        .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        .await?;
+    let result = Migrator::up(db, None).await;
+    guard.commit().await?;
+    result
 }
+
+/// Advisory lock key serialising migrations across replicas ("dostup" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0064_6f73_7475_70;
 
 /// Lists applied and pending migrations as `(name, applied)`.
 ///
