@@ -5,7 +5,9 @@
 //! [`server`] wires configuration, database and router together for the
 //! binary and for tests.
 
+pub mod audit;
 pub mod auth;
+pub mod checklist;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use dostup::auth::accounts::{NewAccount, create_account};
+use dostup::checklist::{self, Catalog, Format};
 use dostup::config::{FileConfig, Overrides, Settings};
 use dostup::domain::{RegionCode, Role, Sector};
 use dostup::server::{Server, build_state, shutdown_signal};
@@ -43,6 +44,9 @@ struct Common {
         hide_env_values = true
     )]
     database_url: Option<String>,
+    /// Directory of checklists and methodologies [default: ./checklists].
+    #[arg(long, env = "DOSTUP_CHECKLISTS_DIR", global = true)]
+    checklists_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +62,21 @@ enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Validate and inspect checklists and methodologies.
+    #[command(subcommand)]
+    Checklist(ChecklistCommand),
+    /// Score an answers file offline, as the API would.
+    Score {
+        /// Answers JSON: `{"methodology"?, "answers": {"checklist.item": value}, "survey"?}`.
+        #[arg(long)]
+        answers: PathBuf,
+        /// Methodology id [default: the answers' own, else the catalog default].
+        #[arg(long)]
+        methodology: Option<String>,
+        /// `json` or `text`.
+        #[arg(long, default_value = "json")]
+        format: Format,
+    },
     /// Print the version.
     Version,
 }
@@ -67,9 +86,6 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "DOSTUP_BIND")]
     bind: Option<String>,
-    /// Directory of checklists and methodologies [default: ./checklists].
-    #[arg(long, env = "DOSTUP_CHECKLISTS_DIR")]
-    checklists_dir: Option<PathBuf>,
     /// Seed a demo region, institutions and one user per role, and print the logins.
     #[arg(long, env = "DOSTUP_DEMO")]
     demo: bool,
@@ -91,6 +107,22 @@ struct ServeArgs {
     /// Take the client address from X-Forwarded-For (only behind a proxy you run).
     #[arg(long, env = "DOSTUP_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ChecklistCommand {
+    /// Check every checklist and methodology; exit status 1 with every error listed.
+    Lint {
+        /// Directory to check [default: the checklists directory].
+        dir: Option<PathBuf>,
+    },
+    /// Print the compiled form of a checklist, as mobile clients receive it.
+    Show {
+        id: String,
+        /// `json` or `text`.
+        #[arg(long, default_value = "json")]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +200,7 @@ fn settings(common: &Common, mut over: Overrides) -> anyhow::Result<Settings> {
         None => FileConfig::default(),
     };
     over.data_dir = common.data_dir.clone();
+    over.checklists_dir = common.checklists_dir.clone();
     over.database_url = common.database_url.clone();
     over.token_secret = std::env::var("DOSTUP_TOKEN_SECRET").ok();
     Ok(Settings::resolve(file, over)?)
@@ -180,6 +213,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(&cli.common, args).await,
+        Command::Checklist(ChecklistCommand::Lint { dir }) => {
+            let dir = match dir {
+                Some(dir) => dir,
+                None => settings(&cli.common, Overrides::default())?.checklists_dir,
+            };
+            let report = checklist::lint(&dir);
+            if report.ok {
+                println!("{}", report.text);
+                Ok(())
+            } else {
+                eprintln!("{}", report.text);
+                bail!("{} does not lint", dir.display())
+            }
+        }
+        Command::Checklist(ChecklistCommand::Show { id, format }) => {
+            let catalog = load_catalog(&cli.common)?;
+            println!("{}", checklist::show(&catalog, &id, format)?);
+            Ok(())
+        }
+        Command::Score {
+            answers,
+            methodology,
+            format,
+        } => {
+            let catalog = load_catalog(&cli.common)?;
+            let text = std::fs::read_to_string(&answers)
+                .with_context(|| format!("cannot read {}", answers.display()))?;
+            let out = checklist::score(&catalog, &text, methodology.as_deref(), format)
+                .with_context(|| format!("cannot score {}", answers.display()))?;
+            println!("{out}");
+            Ok(())
+        }
         Command::Migrate { status } => {
             let settings = settings(&cli.common, Overrides::default())?;
             std::fs::create_dir_all(&settings.data_dir)?;
@@ -230,10 +295,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+fn load_catalog(common: &Common) -> anyhow::Result<Catalog> {
+    let dir = settings(common, Overrides::default())?.checklists_dir;
+    Catalog::load_dir(&dir).map_err(|errors| {
+        anyhow::anyhow!(
+            "{errors}\n{} error(s) in {}",
+            errors.errors.len(),
+            dir.display()
+        )
+    })
+}
+
 async fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
     let over = Overrides {
         bind: args.bind,
-        checklists_dir: args.checklists_dir,
         cors_origins: args.cors_origins,
         body_limit_bytes: args.body_limit_bytes,
         access_token_ttl_secs: args.access_token_ttl_secs,

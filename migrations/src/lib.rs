@@ -8,6 +8,8 @@ pub use sea_orm_migration::prelude::*;
 mod columns;
 mod m20261125_000001_create_directory;
 mod m20261125_000002_create_users;
+mod m20261125_000003_create_catalog;
+mod m20261125_000004_create_audits;
 
 /// Applies Dostup's migrations in order.
 pub struct Migrator;
@@ -18,6 +20,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_directory::Migration),
             Box::new(m20261125_000002_create_users::Migration),
+            Box::new(m20261125_000003_create_catalog::Migration),
+            Box::new(m20261125_000004_create_audits::Migration),
         ]
     }
 }

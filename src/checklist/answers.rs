@@ -68,17 +68,29 @@ pub fn validate_answer(catalog: &Catalog, key: &str, value: &Json) -> Result<(),
     convert(item, value).map(|_| ())
 }
 
+/// Answers by slot: converted values for evaluation, raw JSON for reporting.
+pub(crate) type Slots<'a> = (Vec<Value>, Vec<Option<&'a Json>>);
+
 /// Converts every answer into its slot; collects all problems.
-pub(crate) fn resolve<'a>(catalog: &Catalog, set: &'a AnswerSet) -> Result<(Vec<Value>, Vec<Option<&'a Json>>), Vec<AnswerError>> {
+pub(crate) fn resolve<'a>(
+    catalog: &Catalog,
+    set: &'a AnswerSet,
+) -> Result<Slots<'a>, Vec<AnswerError>> {
     let mut values = vec![Value::Unknown; catalog.item_count()];
     let mut raw = vec![None; catalog.item_count()];
     let mut errors = Vec::new();
     for (key, json) in &set.answers {
         let Some(&slot) = catalog.item_index.get(key.as_str()) else {
-            errors.push(AnswerError { key: key.clone(), code: "unknown-item", message: format!("no checklist item `{key}`") });
+            errors.push(AnswerError {
+                key: key.clone(),
+                code: "unknown-item",
+                message: format!("no checklist item `{key}`"),
+            });
             continue;
         };
-        let Some(item) = catalog.item_at(slot) else { continue };
+        let Some(item) = catalog.item_at(slot) else {
+            continue;
+        };
         match convert(item, json) {
             Ok(v) => {
                 values[slot as usize] = v;
@@ -95,53 +107,90 @@ pub(crate) fn resolve<'a>(catalog: &Catalog, set: &'a AnswerSet) -> Result<(Vec<
         errors.push(AnswerError {
             key: "survey.disabled_satisfied".into(),
             code: "out-of-range",
-            message: format!("{} satisfied out of {} respondents", s.disabled_satisfied, s.disabled_respondents),
+            message: format!(
+                "{} satisfied out of {} respondents",
+                s.disabled_satisfied, s.disabled_respondents
+            ),
         });
     }
-    if errors.is_empty() { Ok((values, raw)) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok((values, raw))
+    } else {
+        Err(errors)
+    }
 }
 
 fn convert(item: &Item, json: &Json) -> Result<Value, AnswerError> {
-    let err = |code: &'static str, message: String| AnswerError { key: item.key.clone(), code, message };
-    let wrong = |expected: &str| err("wrong-type", format!("expected {expected}, found {}", describe(json)));
+    let err = |code: &'static str, message: String| AnswerError {
+        key: item.key.clone(),
+        code,
+        message,
+    };
+    let wrong = |expected: &str| {
+        err(
+            "wrong-type",
+            format!("expected {expected}, found {}", describe(json)),
+        )
+    };
     if json.is_null() {
         return Ok(Value::Unknown);
     }
     match &item.kind {
-        ItemKind::Boolean => json.as_bool().map(Value::Bool).ok_or_else(|| wrong("true or false")),
+        ItemKind::Boolean => json
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| wrong("true or false")),
         ItemKind::Number { unit, min, max } => {
             let v = number_in_unit(json, *unit).map_err(|(code, m)| err(code, m))?;
             if v < *min || v > *max {
-                return Err(err("out-of-range", format!("{v} {unit} is outside [{min}, {max}] {unit}")));
+                return Err(err(
+                    "out-of-range",
+                    format!("{v} {unit} is outside [{min}, {max}] {unit}"),
+                ));
             }
             Ok(Value::Num(unit.to_base(v)))
         }
         ItemKind::Count { min, max } => {
             let n = json.as_f64().ok_or_else(|| wrong("a whole number"))?;
             if n.fract() != 0.0 {
-                return Err(err("not-an-integer", format!("expected a whole number, found {n}")));
+                return Err(err(
+                    "not-an-integer",
+                    format!("expected a whole number, found {n}"),
+                ));
             }
             // `as` saturates; the range check below rejects anything huge.
             let i = n as i64;
             if i < *min || i > *max {
-                return Err(err("out-of-range", format!("{i} is outside [{min}, {max}]")));
+                return Err(err(
+                    "out-of-range",
+                    format!("{i} is outside [{min}, {max}]"),
+                ));
             }
             Ok(Value::Num(n))
         }
         ItemKind::Choice(options) => {
             let s = json.as_str().ok_or_else(|| wrong("an option id string"))?;
-            let i = option_index(options, s).ok_or_else(|| err("unknown-option", unknown_option(options, s)))?;
+            let i = option_index(options, s)
+                .ok_or_else(|| err("unknown-option", unknown_option(options, s)))?;
             Ok(Value::Choice(i))
         }
         ItemKind::MultiChoice(options) => {
-            let list = json.as_array().ok_or_else(|| wrong("a list of option ids"))?;
+            let list = json
+                .as_array()
+                .ok_or_else(|| wrong("a list of option ids"))?;
             let mut mask = 0u64;
             for entry in list {
-                let s = entry.as_str().ok_or_else(|| wrong("a list of option id strings"))?;
-                let i = option_index(options, s).ok_or_else(|| err("unknown-option", unknown_option(options, s)))?;
+                let s = entry
+                    .as_str()
+                    .ok_or_else(|| wrong("a list of option id strings"))?;
+                let i = option_index(options, s)
+                    .ok_or_else(|| err("unknown-option", unknown_option(options, s)))?;
                 let bit = 1u64 << i;
                 if mask & bit != 0 {
-                    return Err(err("duplicate-option", format!("option \"{s}\" listed twice")));
+                    return Err(err(
+                        "duplicate-option",
+                        format!("option \"{s}\" listed twice"),
+                    ));
                 }
                 mask |= bit;
             }
@@ -150,11 +199,17 @@ fn convert(item: &Item, json: &Json) -> Result<Value, AnswerError> {
         ItemKind::Text => {
             let s = json.as_str().ok_or_else(|| wrong("a string"))?;
             if s.chars().count() > MAX_TEXT_CHARS {
-                return Err(err("too-long", format!("text longer than {MAX_TEXT_CHARS} characters")));
+                return Err(err(
+                    "too-long",
+                    format!("text longer than {MAX_TEXT_CHARS} characters"),
+                ));
             }
             Ok(Value::Text)
         }
-        ItemKind::Photo => Err(err("not-answerable", "this is a photo slot: attach photos, not an answer".into())),
+        ItemKind::Photo => Err(err(
+            "not-answerable",
+            "this is a photo slot: attach photos, not an answer".into(),
+        )),
     }
 }
 
@@ -165,22 +220,50 @@ fn number_in_unit(json: &Json, unit: Unit) -> Result<f64, (&'static str, String)
         return Ok(v);
     }
     let Some(obj) = json.as_object() else {
-        return Err(("wrong-type", format!("expected a number in {unit} or {{\"value\": n, \"unit\": \"{unit}\"}}, found {}", describe(json))));
+        return Err((
+            "wrong-type",
+            format!(
+                "expected a number in {unit} or {{\"value\": n, \"unit\": \"{unit}\"}}, found {}",
+                describe(json)
+            ),
+        ));
     };
     if let Some(extra) = obj.keys().find(|k| *k != "value" && *k != "unit") {
-        return Err(("wrong-type", format!("unexpected key `{extra}`; expected `value` and `unit`")));
+        return Err((
+            "wrong-type",
+            format!("unexpected key `{extra}`; expected `value` and `unit`"),
+        ));
     }
-    let value = obj.get("value").and_then(Json::as_f64).ok_or(("wrong-type", "expected a numeric `value`".to_owned()))?;
-    let symbol = obj.get("unit").and_then(Json::as_str).ok_or(("wrong-type", "expected a `unit` string".to_owned()))?;
+    let value = obj
+        .get("value")
+        .and_then(Json::as_f64)
+        .ok_or(("wrong-type", "expected a numeric `value`".to_owned()))?;
+    let symbol = obj
+        .get("unit")
+        .and_then(Json::as_str)
+        .ok_or(("wrong-type", "expected a `unit` string".to_owned()))?;
     let given = Unit::from_symbol(symbol).ok_or_else(|| {
-        ("unknown-unit", format!("unknown unit `{symbol}`; expected one of {}", Unit::ALL.map(Unit::symbol).join(", ")))
+        (
+            "unknown-unit",
+            format!(
+                "unknown unit `{symbol}`; expected one of {}",
+                Unit::ALL.map(Unit::symbol).join(", ")
+            ),
+        )
     })?;
-    unit.convert_from(value, given)
-        .ok_or_else(|| ("unit-mismatch", format!("the answer is in {given} but this item is measured in {unit}")))
+    unit.convert_from(value, given).ok_or_else(|| {
+        (
+            "unit-mismatch",
+            format!("the answer is in {given} but this item is measured in {unit}"),
+        )
+    })
 }
 
 fn option_index(options: &[ChoiceOption], id: &str) -> Option<u8> {
-    options.iter().position(|o| o.id == id).and_then(|i| u8::try_from(i).ok())
+    options
+        .iter()
+        .position(|o| o.id == id)
+        .and_then(|i| u8::try_from(i).ok())
 }
 
 fn unknown_option(options: &[ChoiceOption], s: &str) -> String {

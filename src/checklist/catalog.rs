@@ -51,9 +51,15 @@ impl Catalog {
                 rules.push((ci as u32, ri as u32));
             }
         }
-        let methodologies = load_methodologies(&methodology_sources, &table, &rule_index, &mut errors);
+        let methodologies =
+            load_methodologies(&methodology_sources, &table, &rule_index, &mut errors);
 
-        let defaults: Vec<usize> = methodologies.iter().enumerate().filter(|(_, m)| m.default).map(|(i, _)| i).collect();
+        let defaults: Vec<usize> = methodologies
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.default)
+            .map(|(i, _)| i)
+            .collect();
         let default_methodology = match defaults.as_slice() {
             [one] => Some(*one),
             [] => {
@@ -64,7 +70,12 @@ impl Catalog {
             }
             [_, second, ..] => {
                 let m = &methodologies[*second];
-                errors.push(LoadError { file: m.file.clone(), line: 1, column: 1, message: format!("methodology `{}` is a second `default: true`", m.id) });
+                errors.push(LoadError {
+                    file: m.file.clone(),
+                    line: 1,
+                    column: 1,
+                    message: format!("methodology `{}` is a second `default: true`", m.id),
+                });
                 None
             }
         };
@@ -156,7 +167,12 @@ impl Catalog {
 }
 
 fn missing(dir: &Path, message: &str) -> LoadError {
-    LoadError { file: dir.to_path_buf(), line: 1, column: 1, message: message.to_owned() }
+    LoadError {
+        file: dir.to_path_buf(),
+        line: 1,
+        column: 1,
+        message: message.to_owned(),
+    }
 }
 
 /// Reads every `*.yaml` / `*.yml` file directly in `dir`, sorted by name.

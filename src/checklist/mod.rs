@@ -1,1 +1,45 @@
-//! placeholder
+//! The checklist rules engine: YAML checklists and methodologies, a small typed expression
+//! language, evaluation with three-valued logic, order 344н criterion 3 scoring and order
+//! 627 passport statuses.
+//!
+//! Pure: no database, no HTTP, no async, no global state. Load a [`Catalog`] once, then
+//! [`evaluate`] answer sets against it. Numbers from norms live in the YAML under
+//! `checklists/`, never here.
+
+mod answers;
+mod catalog;
+mod cli;
+mod compiled;
+mod error;
+mod evaluate;
+mod expr;
+mod loader;
+pub mod methodology;
+mod model;
+mod report;
+mod schema;
+mod source;
+mod text;
+mod types;
+mod unit;
+
+/// Version of the engine, recorded in every evaluation so results can be recomputed.
+pub const ENGINE_VERSION: &str = "1.0.0";
+
+pub use answers::{AnswerSet, MAX_TEXT_CHARS, Survey, validate_answer};
+pub use catalog::Catalog;
+pub use cli::{CliError, Format, LintReport, lint, score, show};
+pub use compiled::{CompiledChecklist, CompiledItem, CompiledOption, CompiledRule, Condition};
+pub use error::{AnswerError, EvalError, LoadError, LoadErrors};
+pub use evaluate::{
+    Completeness, Evaluation, Missing, Override, Overrides, RuleResult, Summary, Values,
+    VersionRef, evaluate, missing_for_submission,
+};
+pub use expr::{Expr, ExprError, check_syntax};
+pub use methodology::Methodology;
+pub use model::{Checklist, ChoiceOption, Item, ItemKind, Rule, RuleTest};
+pub use report::{render_checklist, render_evaluation};
+pub use schema::Norm;
+pub use text::{Localized, Text};
+pub use types::{Category, Outcome, PhotoPolicy, Severity, Status, Verdict, Work, Zone};
+pub use unit::{Dimension, Unit};

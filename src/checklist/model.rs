@@ -22,6 +22,8 @@ pub struct Checklist {
     pub(crate) rules: Vec<Rule>,
     pub(crate) sha256: String,
     pub(crate) file: PathBuf,
+    /// Every rule id in the file, including rules rejected by checks.
+    pub(crate) rule_ids_declared: Vec<String>,
 }
 
 impl Checklist {

@@ -28,20 +28,39 @@ impl Source {
 
     /// An error at the start of the file (I/O, structure).
     pub(crate) fn error_at_start(&self, message: impl Into<String>) -> LoadError {
-        LoadError { file: self.path.clone(), line: 1, column: 1, message: message.into() }
+        LoadError {
+            file: self.path.clone(),
+            line: 1,
+            column: 1,
+            message: message.into(),
+        }
     }
 
     /// An error at a YAML node.
     pub(crate) fn error(&self, at: &Location, message: impl Into<String>) -> LoadError {
-        let (line, column) = if at.line() == 0 { (1, 1) } else { (at.line(), at.column()) };
-        LoadError { file: self.path.clone(), line, column, message: message.into() }
+        let (line, column) = if at.line() == 0 {
+            (1, 1)
+        } else {
+            (at.line(), at.column())
+        };
+        LoadError {
+            file: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 
     /// An error inside an expression held in the YAML scalar at `at`; `what` names the
     /// field (`check`, `when`, ...).
     pub(crate) fn expr_error(&self, at: &Location, what: &str, e: &ExprError) -> LoadError {
         let (line, column) = self.position_in_scalar(at, e.pos);
-        LoadError { file: self.path.clone(), line, column, message: format!("in `{what}`: {}", e.message) }
+        LoadError {
+            file: self.path.clone(),
+            line,
+            column,
+            message: format!("in `{what}`: {}", e.message),
+        }
     }
 
     /// Deserialises the whole file.
@@ -67,8 +86,16 @@ impl Source {
     /// Handles plain and quoted scalars, including ones folded over several lines; for
     /// block scalars (`|`, `>`) it points at the scalar's start.
     fn position_in_scalar(&self, at: &Location, offset: usize) -> (u64, u64) {
-        let (mut line, mut column) = if at.line() == 0 { (1, 1) } else { (at.line(), at.column()) };
-        let Some(rest) = at.span().byte_offset().and_then(|b| usize::try_from(b).ok()).and_then(|b| self.text.get(b..))
+        let (mut line, mut column) = if at.line() == 0 {
+            (1, 1)
+        } else {
+            (at.line(), at.column())
+        };
+        let Some(rest) = at
+            .span()
+            .byte_offset()
+            .and_then(|b| usize::try_from(b).ok())
+            .and_then(|b| self.text.get(b..))
         else {
             return (line, column + offset as u64);
         };
@@ -103,9 +130,11 @@ impl Source {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        // Writing to a String cannot fail.
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -17,7 +17,10 @@ impl Localized {
     /// Borrows both texts.
     #[must_use]
     pub fn as_ref(&self) -> Text<'_> {
-        Text { ru: &self.ru, en: &self.en }
+        Text {
+            ru: &self.ru,
+            en: &self.en,
+        }
     }
 }
 

@@ -89,7 +89,13 @@ pub enum Category {
 
 impl Category {
     /// All categories in passport order.
-    pub const ALL: [Category; 5] = [Category::K, Category::O, Category::S, Category::G, Category::U];
+    pub const ALL: [Category; 5] = [
+        Category::K,
+        Category::O,
+        Category::S,
+        Category::G,
+        Category::U,
+    ];
 
     /// The Cyrillic letter printed in the passport.
     #[must_use]
@@ -286,7 +292,9 @@ pub fn is_semver(v: &str) -> bool {
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
     };
     let ident = |s: &str| {
-        !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        !s.is_empty()
+            && s.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
     };
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3

@@ -154,7 +154,10 @@ mod tests {
     #[test]
     fn converts_within_a_dimension_only() {
         assert_eq!(Unit::Metre.convert_from(90.0, Unit::Centimetre), Some(0.9));
-        assert_eq!(Unit::Millimetre.convert_from(0.014, Unit::Metre), Some(14.0));
+        assert_eq!(
+            Unit::Millimetre.convert_from(0.014, Unit::Metre),
+            Some(14.0)
+        );
         assert_eq!(Unit::Metre.convert_from(5.0, Unit::Percent), None);
         assert_eq!(Unit::from_symbol("%"), Some(Unit::Percent));
     }

@@ -3,8 +3,12 @@
 //! [`DbError`], never raw SQL errors: unique-constraint violations become
 //! [`DbError::Conflict`] here, at the repository boundary.
 
+pub mod audits;
+pub mod changes;
 pub mod directory;
 pub mod entity;
+pub mod idempotency;
+mod scope;
 pub mod tokens;
 pub mod users;
 
@@ -90,7 +94,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 /// Advisory lock key serialising migrations across replicas ("dostup" in ASCII).
-const MIGRATION_LOCK: i64 = 0x0064_6f73_7475_70;
+const MIGRATION_LOCK: i64 = 0x0000_646f_7374_7570;
 
 /// Lists applied and pending migrations as `(name, applied)`.
 ///

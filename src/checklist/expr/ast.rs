@@ -40,12 +40,21 @@ impl BinOp {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Ast {
     /// A number with an optional unit suffix (`0.9 m`, `5 %`).
-    Num { value: f64, unit: Option<Unit> },
+    Num {
+        value: f64,
+        unit: Option<Unit>,
+    },
     Str(String),
     Bool(bool),
     /// `item` or `checklist.item`.
-    Ref { checklist: Option<String>, id: String },
-    Call { name: String, args: Vec<Node> },
+    Ref {
+        checklist: Option<String>,
+        id: String,
+    },
+    Call {
+        name: String,
+        args: Vec<Node>,
+    },
     Not(Box<Node>),
     Neg(Box<Node>),
     Binary(BinOp, Box<Node>, Box<Node>),
@@ -63,8 +72,14 @@ impl Node {
     /// The reference as written (`ramp_present`, `entrance.door_width`), for messages.
     pub(crate) fn ref_name(&self) -> Option<String> {
         match &self.ast {
-            Ast::Ref { checklist: Some(c), id } => Some(format!("{c}.{id}")),
-            Ast::Ref { checklist: None, id } => Some(id.clone()),
+            Ast::Ref {
+                checklist: Some(c),
+                id,
+            } => Some(format!("{c}.{id}")),
+            Ast::Ref {
+                checklist: None,
+                id,
+            } => Some(id.clone()),
             _ => None,
         }
     }

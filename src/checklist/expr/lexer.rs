@@ -83,7 +83,10 @@ pub(crate) struct Token {
 /// Splits `src` into tokens, ending with [`Tok::Eof`].
 pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ExprError> {
     if src.len() > MAX_LEN {
-        return Err(ExprError::new(0, format!("expression longer than {MAX_LEN} bytes")));
+        return Err(ExprError::new(
+            0,
+            format!("expression longer than {MAX_LEN} bytes"),
+        ));
     }
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
@@ -118,9 +121,17 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ExprError> {
             '>' if two('=') => (Tok::Ge, 2),
             '>' => (Tok::Gt, 1),
             '&' | '|' => {
-                return Err(ExprError::new(start, format!("expected `{c}{c}`, found a single `{c}`")));
+                return Err(ExprError::new(
+                    start,
+                    format!("expected `{c}{c}`, found a single `{c}`"),
+                ));
             }
-            '=' => return Err(ExprError::new(start, "expected `==` for comparison, found `=`")),
+            '=' => {
+                return Err(ExprError::new(
+                    start,
+                    "expected `==` for comparison, found `=`",
+                ));
+            }
             '"' | '\'' => {
                 let (s, len) = string(&chars[i..], start)?;
                 (Tok::Str(s), len)
@@ -143,12 +154,20 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ExprError> {
                 };
                 (tok, len)
             }
-            other => return Err(ExprError::new(start, format!("unexpected character `{other}`"))),
+            other => {
+                return Err(ExprError::new(
+                    start,
+                    format!("unexpected character `{other}`"),
+                ));
+            }
         };
         out.push(Token { tok, pos: start });
         i += len;
     }
-    out.push(Token { tok: Tok::Eof, pos: chars.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        pos: chars.len(),
+    });
     Ok(out)
 }
 
@@ -167,7 +186,10 @@ fn string(chars: &[char], start: usize) -> Result<(String, usize), ExprError> {
 fn number(chars: &[char], start: usize) -> Result<(f64, usize), ExprError> {
     let mut len = chars.iter().take_while(|c| c.is_ascii_digit()).count();
     if chars.get(len) == Some(&'.') && chars.get(len + 1).is_some_and(char::is_ascii_digit) {
-        len += 1 + chars[len + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        len += 1 + chars[len + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
     }
     let text: String = chars[..len].iter().collect();
     text.parse::<f64>()

@@ -19,6 +19,7 @@ mod parser;
 use std::fmt;
 
 pub(crate) use compile::{ItemInfo, ItemTy, Scope};
+
 pub(crate) use eval::{Env, Value};
 
 /// An error inside an expression, at a character offset of its text.
@@ -28,11 +29,44 @@ pub struct ExprError {
     pub pos: usize,
     /// What was expected or what is wrong.
     pub message: String,
+    /// The name failed only because what it names failed to load and was reported
+    /// already; the loader does not repeat it.
+    pub(crate) cascade: bool,
 }
 
 impl ExprError {
     pub(crate) fn new(pos: usize, message: impl Into<String>) -> Self {
-        Self { pos, message: message.into() }
+        Self {
+            pos,
+            message: message.into(),
+            cascade: false,
+        }
+    }
+
+    pub(crate) fn lookup(pos: usize, failure: Lookup) -> Self {
+        match failure {
+            Lookup::Missing(message) => Self::new(pos, message),
+            Lookup::Cascade => Self {
+                pos,
+                message: "refers to something that failed to load".into(),
+                cascade: true,
+            },
+        }
+    }
+}
+
+/// Why a name did not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// It does not exist; the message says what exists.
+    Missing(String),
+    /// It was defined but failed to load (already reported).
+    Cascade,
+}
+
+impl From<String> for Lookup {
+    fn from(message: String) -> Self {
+        Lookup::Missing(message)
     }
 }
 
@@ -88,7 +122,10 @@ pub(crate) enum Code {
     ChoiceIn(u32, u64),
     /// A rule outcome: pass is true, fail false; not_applicable is true only when
     /// `na_counts`; incomplete and needs_review are unknown.
-    RulePassed { rule: u32, na_counts: bool },
+    RulePassed {
+        rule: u32,
+        na_counts: bool,
+    },
     Not(Box<Code>),
     Neg(Box<Code>),
     And(Box<[Code; 2]>),
@@ -106,6 +143,7 @@ pub struct Expr {
     code: Code,
     slots: Vec<u32>,
     rules: Vec<u32>,
+    keys: Vec<String>,
 }
 
 impl Expr {
@@ -113,13 +151,25 @@ impl Expr {
     pub(crate) fn compile(source: &str, scope: &dyn Scope) -> Result<Expr, ExprError> {
         let node = parser::parse(source)?;
         let compiled = compile::compile_bool(&node, scope)?;
-        Ok(Expr { source: source.to_owned(), code: compiled.code, slots: compiled.slots, rules: compiled.rules })
+        Ok(Expr {
+            source: source.to_owned(),
+            code: compiled.code,
+            slots: compiled.slots,
+            rules: compiled.rules,
+            keys: compiled.keys,
+        })
     }
 
     /// The expression as written.
     #[must_use]
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Keys (`checklist.item`) of the items read, in order of first appearance.
+    #[must_use]
+    pub fn item_keys(&self) -> &[String] {
+        &self.keys
     }
 
     /// Answer slots read, in order of first appearance.

@@ -17,11 +17,18 @@ pub(crate) const MAX_OPERANDS: usize = 64;
 /// Parses a complete expression.
 pub(crate) fn parse(src: &str) -> Result<Node, ExprError> {
     let tokens = tokenize(src)?;
-    let mut p = Parser { tokens, at: 0, depth: 0 };
+    let mut p = Parser {
+        tokens,
+        at: 0,
+        depth: 0,
+    };
     let node = p.or()?;
     match p.peek() {
         Tok::Eof => Ok(node),
-        other => Err(p.error(format!("expected an operator or end of expression, found {}", other.describe()))),
+        other => Err(p.error(format!(
+            "expected an operator or end of expression, found {}",
+            other.describe()
+        ))),
     }
 }
 
@@ -38,7 +45,10 @@ impl Parser {
     }
 
     fn pos(&self) -> usize {
-        self.tokens.get(self.at).or(self.tokens.last()).map_or(0, |t| t.pos)
+        self.tokens
+            .get(self.at)
+            .or(self.tokens.last())
+            .map_or(0, |t| t.pos)
     }
 
     fn bump(&mut self) -> Tok {
@@ -82,11 +92,17 @@ impl Parser {
             let pos = self.pos();
             operands += 1;
             if operands > MAX_OPERANDS {
-                return Err(self.error(format!("more than {MAX_OPERANDS} operands in one chain of `{}`", op.symbol())));
+                return Err(self.error(format!(
+                    "more than {MAX_OPERANDS} operands in one chain of `{}`",
+                    op.symbol()
+                )));
             }
             self.bump();
             let right = next(self)?;
-            left = Node { ast: Ast::Binary(op, Box::new(left), Box::new(right)), pos };
+            left = Node {
+                ast: Ast::Binary(op, Box::new(left), Box::new(right)),
+                pos,
+            };
         }
         Ok(left)
     }
@@ -106,7 +122,10 @@ impl Parser {
             self.enter()?;
             let inner = self.not()?;
             self.depth -= 1;
-            return Ok(Node { ast: Ast::Not(Box::new(inner)), pos });
+            return Ok(Node {
+                ast: Ast::Not(Box::new(inner)),
+                pos,
+            });
         }
         self.comparison()
     }
@@ -126,11 +145,17 @@ impl Parser {
             let op = *op;
             self.bump();
             let right = self.sum()?;
-            Node { ast: Ast::Binary(op, Box::new(left), Box::new(right)), pos }
+            Node {
+                ast: Ast::Binary(op, Box::new(left), Box::new(right)),
+                pos,
+            }
         } else if *self.peek() == Tok::In {
             self.bump();
             let list = self.list()?;
-            Node { ast: Ast::In(Box::new(left), list), pos }
+            Node {
+                ast: Ast::In(Box::new(left), list),
+                pos,
+            }
         } else {
             return Ok(left);
         };
@@ -148,12 +173,18 @@ impl Parser {
         }
         loop {
             items.push(self.literal()?);
+            let pos = self.pos();
             match self.bump() {
                 Tok::Comma => {}
                 Tok::RBracket => return Ok(items),
                 other => {
-                    self.at = self.at.saturating_sub(1);
-                    return Err(self.error(format!("expected `,` or `]` in the list, found {}", other.describe())));
+                    return Err(ExprError::new(
+                        pos,
+                        format!(
+                            "expected `,` or `]` in the list, found {}",
+                            other.describe()
+                        ),
+                    ));
                 }
             }
         }
@@ -164,19 +195,31 @@ impl Parser {
         match self.peek().clone() {
             Tok::Str(s) => {
                 self.bump();
-                Ok(Node { ast: Ast::Str(s), pos })
+                Ok(Node {
+                    ast: Ast::Str(s),
+                    pos,
+                })
             }
             Tok::Num(_) | Tok::Minus => self.unary(),
-            other => Err(self.error(format!("expected a string or number in the list, found {}", other.describe()))),
+            other => Err(self.error(format!(
+                "expected a string or number in the list, found {}",
+                other.describe()
+            ))),
         }
     }
 
     fn sum(&mut self) -> Result<Node, ExprError> {
-        self.binary_chain(&[(Tok::Plus, BinOp::Add), (Tok::Minus, BinOp::Sub)], Self::product)
+        self.binary_chain(
+            &[(Tok::Plus, BinOp::Add), (Tok::Minus, BinOp::Sub)],
+            Self::product,
+        )
     }
 
     fn product(&mut self) -> Result<Node, ExprError> {
-        self.binary_chain(&[(Tok::Star, BinOp::Mul), (Tok::Slash, BinOp::Div)], Self::unary)
+        self.binary_chain(
+            &[(Tok::Star, BinOp::Mul), (Tok::Slash, BinOp::Div)],
+            Self::unary,
+        )
     }
 
     fn unary(&mut self) -> Result<Node, ExprError> {
@@ -186,7 +229,10 @@ impl Parser {
             self.enter()?;
             let inner = self.unary()?;
             self.depth -= 1;
-            return Ok(Node { ast: Ast::Neg(Box::new(inner)), pos });
+            return Ok(Node {
+                ast: Ast::Neg(Box::new(inner)),
+                pos,
+            });
         }
         self.primary()
     }
@@ -196,11 +242,23 @@ impl Parser {
         match self.bump() {
             Tok::Num(value) => {
                 let unit = self.unit_suffix()?;
-                Ok(Node { ast: Ast::Num { value, unit }, pos })
+                Ok(Node {
+                    ast: Ast::Num { value, unit },
+                    pos,
+                })
             }
-            Tok::Str(s) => Ok(Node { ast: Ast::Str(s), pos }),
-            Tok::True => Ok(Node { ast: Ast::Bool(true), pos }),
-            Tok::False => Ok(Node { ast: Ast::Bool(false), pos }),
+            Tok::Str(s) => Ok(Node {
+                ast: Ast::Str(s),
+                pos,
+            }),
+            Tok::True => Ok(Node {
+                ast: Ast::Bool(true),
+                pos,
+            }),
+            Tok::False => Ok(Node {
+                ast: Ast::Bool(false),
+                pos,
+            }),
             Tok::LParen => {
                 self.enter()?;
                 let inner = self.or()?;
@@ -209,10 +267,10 @@ impl Parser {
                 Ok(inner)
             }
             Tok::Ident(name) => self.reference_or_call(name, pos),
-            other => {
-                self.at = self.at.saturating_sub(1);
-                Err(self.error(format!("expected a value, item or `(`, found {}", other.describe())))
-            }
+            other => Err(ExprError::new(
+                pos,
+                format!("expected a value, item or `(`, found {}", other.describe()),
+            )),
         }
     }
 
@@ -253,19 +311,38 @@ impl Parser {
                 }
                 self.depth -= 1;
                 self.expect(&Tok::RParen, "`,` or `)` closing the call")?;
-                Ok(Node { ast: Ast::Call { name, args }, pos })
+                Ok(Node {
+                    ast: Ast::Call { name, args },
+                    pos,
+                })
             }
             Tok::Dot => {
                 self.bump();
+                let id_pos = self.pos();
                 match self.bump() {
-                    Tok::Ident(id) => Ok(Node { ast: Ast::Ref { checklist: Some(name), id }, pos }),
-                    other => {
-                        self.at = self.at.saturating_sub(1);
-                        Err(self.error(format!("expected an item id after `{name}.`, found {}", other.describe())))
-                    }
+                    Tok::Ident(id) => Ok(Node {
+                        ast: Ast::Ref {
+                            checklist: Some(name),
+                            id,
+                        },
+                        pos,
+                    }),
+                    other => Err(ExprError::new(
+                        id_pos,
+                        format!(
+                            "expected an item id after `{name}.`, found {}",
+                            other.describe()
+                        ),
+                    )),
                 }
             }
-            _ => Ok(Node { ast: Ast::Ref { checklist: None, id: name }, pos }),
+            _ => Ok(Node {
+                ast: Ast::Ref {
+                    checklist: None,
+                    id: name,
+                },
+                pos,
+            }),
         }
     }
 }
@@ -277,13 +354,31 @@ mod tests {
     #[test]
     fn precedence_and_units() {
         let n = parse("a <= 5 % || b && !c").ok();
-        let Some(Node { ast: Ast::Binary(BinOp::Or, l, _), .. }) = n else { panic!("not an or: {n:?}") };
+        let Some(Node {
+            ast: Ast::Binary(BinOp::Or, l, _),
+            ..
+        }) = n
+        else {
+            panic!("not an or: {n:?}")
+        };
         assert_eq!(
             l.ast,
             Ast::Binary(
                 BinOp::Le,
-                Box::new(Node { ast: Ast::Ref { checklist: None, id: "a".into() }, pos: 0 }),
-                Box::new(Node { ast: Ast::Num { value: 5.0, unit: Some(Unit::Percent) }, pos: 5 })
+                Box::new(Node {
+                    ast: Ast::Ref {
+                        checklist: None,
+                        id: "a".into()
+                    },
+                    pos: 0
+                }),
+                Box::new(Node {
+                    ast: Ast::Num {
+                        value: 5.0,
+                        unit: Some(Unit::Percent)
+                    },
+                    pos: 5
+                })
             )
         );
     }
@@ -291,7 +386,13 @@ mod tests {
     #[test]
     fn errors_point_at_the_offending_token() {
         let e = parse("width_m >= 0.9 m &&").err();
-        assert_eq!(e.map(|e| (e.pos, e.message)), Some((19, "expected a value, item or `(`, found end of expression".into())));
+        assert_eq!(
+            e.map(|e| (e.pos, e.message)),
+            Some((
+                19,
+                "expected a value, item or `(`, found end of expression".into()
+            ))
+        );
         let e = parse("a < b < c").err();
         assert_eq!(e.map(|e| e.pos), Some(6));
         let e = parse("x = 1").err();

@@ -3,9 +3,9 @@
 //! the arithmetic that turns rule outcomes into scores and statuses.
 
 mod load;
-mod nok;
-mod passport;
-mod points;
+pub mod nok;
+pub(crate) mod passport;
+pub(crate) mod points;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -224,4 +224,55 @@ pub struct Variant {
 pub enum Overall {
     /// The arithmetic mean.
     Mean,
+}
+
+impl Nok {
+    /// Points per condition present (20 in order 344н).
+    #[must_use]
+    pub fn points_per_condition(&self) -> f64 {
+        self.points_per_condition
+    }
+    /// K3 weights of P3.1, P3.2, P3.3.
+    #[must_use]
+    pub fn weights(&self) -> [f64; 3] {
+        self.weights
+    }
+    /// Rule for zero disabled respondents.
+    #[must_use]
+    pub fn zero_respondents(&self) -> ZeroRespondents {
+        self.zero_respondents
+    }
+    /// Conditions 3.1.x.
+    #[must_use]
+    pub fn conditions_3_1(&self) -> &[Condition] {
+        &self.conditions_3_1
+    }
+    /// Conditions 3.2.x.
+    #[must_use]
+    pub fn conditions_3_2(&self) -> &[Condition] {
+        &self.conditions_3_2
+    }
+}
+
+impl Condition {
+    /// Its id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// Its title.
+    #[must_use]
+    pub fn title(&self) -> &Localized {
+        &self.title
+    }
+    /// Why the mapping is what it is.
+    #[must_use]
+    pub fn note(&self) -> Option<&Localized> {
+        self.note.as_ref()
+    }
+    /// The mapping expression.
+    #[must_use]
+    pub fn mapping(&self) -> &str {
+        self.met.source()
+    }
 }

@@ -1,6 +1,11 @@
 //! sea-orm entities, one file per table. They mirror the migrations and carry
 //! no behaviour; the repository functions in `db` turn them into domain values.
 
+pub mod audit;
+pub mod catalog_release;
+pub mod change;
+pub mod checklist_version;
+pub mod idempotency_key;
 pub mod institution;
 pub mod organisation;
 pub mod refresh_token;

@@ -1,0 +1,118 @@
+//! What the command line calls: lint a directory, show a checklist, score answers.
+//! These return strings and flags; printing and exit codes belong to `main`.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use super::answers::AnswerSet;
+use super::catalog::Catalog;
+use super::error::EvalError;
+use super::evaluate::{Overrides, evaluate};
+use super::report::{render_checklist, render_evaluation};
+
+/// Output format of `show` and `score`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Pretty-printed JSON.
+    #[default]
+    Json,
+    /// Text for people.
+    Text,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Format::Json),
+            "text" => Ok(Format::Text),
+            other => Err(format!("unknown format `{other}`; expected json or text")),
+        }
+    }
+}
+
+/// Result of linting a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintReport {
+    /// True when everything loaded and cross-checked.
+    pub ok: bool,
+    /// A summary when clean; every error as `file:line:column: message` otherwise.
+    pub text: String,
+}
+
+/// Errors of `show` and `score`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// No checklist has this id.
+    #[error("unknown checklist `{0}`")]
+    UnknownChecklist(String),
+    /// The answers file is not valid answers JSON.
+    #[error("invalid answers JSON: {0}")]
+    AnswersJson(#[from] serde_json::Error),
+    /// Scoring failed.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
+
+/// Loads and cross-checks every checklist and methodology of `dir`.
+#[must_use]
+pub fn lint(dir: &Path) -> LintReport {
+    match Catalog::load_dir(dir) {
+        Ok(c) => {
+            let kinds: Vec<String> = c
+                .methodologies()
+                .iter()
+                .map(|m| format!("{} ({})", m.id(), m.kind_name()))
+                .collect();
+            LintReport {
+                ok: true,
+                text: format!(
+                    "ok: {} checklists, {} items, {} rules; methodologies: {}; default: {}",
+                    c.checklists().len(),
+                    c.item_count(),
+                    c.rule_count(),
+                    kinds.join(", "),
+                    c.default_methodology().id()
+                ),
+            }
+        }
+        Err(e) => LintReport {
+            ok: false,
+            text: format!("{e}\n{} error(s)", e.errors.len()),
+        },
+    }
+}
+
+/// The compiled form of checklist `id`.
+///
+/// # Errors
+/// [`CliError::UnknownChecklist`].
+pub fn show(catalog: &Catalog, id: &str, format: Format) -> Result<String, CliError> {
+    let c = catalog
+        .checklist(id)
+        .ok_or_else(|| CliError::UnknownChecklist(id.to_owned()))?;
+    Ok(match format {
+        Format::Json => serde_json::to_string_pretty(&c.compiled())?,
+        Format::Text => render_checklist(c),
+    })
+}
+
+/// Scores an answers JSON document (the content of `--answers FILE`).
+///
+/// # Errors
+/// [`CliError::AnswersJson`] when it does not parse, [`CliError::Eval`] when it does not
+/// fit the catalog or the methodology is unknown.
+pub fn score(
+    catalog: &Catalog,
+    answers_json: &str,
+    methodology: Option<&str>,
+    format: Format,
+) -> Result<String, CliError> {
+    let answers = AnswerSet::from_json(answers_json)?;
+    let overrides = Overrides::new();
+    let e = evaluate(catalog, methodology, &answers, &overrides)?;
+    Ok(match format {
+        Format::Json => serde_json::to_string_pretty(&e)?,
+        Format::Text => render_evaluation(&e),
+    })
+}

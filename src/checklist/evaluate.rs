@@ -1,0 +1,522 @@
+//! Evaluation of an answer set: every rule's outcome with the values that decided it,
+//! reviewer overrides, completeness, and the methodology's scores and passport.
+//! Results borrow texts from the catalog and answers, so scoring copies no messages.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value as Json;
+
+use super::ENGINE_VERSION;
+use super::answers::{AnswerSet, resolve};
+use super::catalog::Catalog;
+use super::error::EvalError;
+use super::expr::{Env, Value};
+use super::methodology::{Methodology, MethodologyKind, NokScore, PassportResult, PointsScore};
+use super::model::{Item, Rule, RuleTest};
+use super::schema::Norm;
+use super::text::Text;
+use super::types::{Category, Outcome, PhotoPolicy, Severity, Verdict, Work, Zone};
+
+/// A reviewer's decision on one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    /// The outcome the reviewer sets.
+    pub verdict: Verdict,
+    /// Why.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Reviewer overrides keyed by rule key `checklist.rule`.
+pub type Overrides = BTreeMap<String, Override>;
+
+/// Identity of a checklist or methodology version used for a result.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct VersionRef<'a> {
+    /// Id.
+    pub id: &'a str,
+    /// Semantic version.
+    pub version: &'a str,
+    /// SHA-256 of the source file.
+    pub sha256: &'a str,
+}
+
+/// The outcome of one rule, with what decided it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleResult<'a> {
+    /// `checklist.rule`.
+    pub rule: &'a str,
+    /// Its zone.
+    pub zone: Zone,
+    /// Severity of a failure.
+    pub severity: Severity,
+    /// Categories a failure affects.
+    pub affects: &'a [Category],
+    /// The norm.
+    pub norm: &'a Norm,
+    /// The outcome used in all scoring: the reviewer's verdict when overridden.
+    pub outcome: Outcome,
+    /// What the engine decided on its own.
+    pub engine_outcome: Outcome,
+    /// The reviewer's override, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<Override>,
+    /// The message for `outcome`.
+    pub message: Text<'a>,
+    /// Recommended work, on failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work: Option<Work>,
+    /// The items the rule reads and their answers as given (`null` when unanswered).
+    pub values: Values<'a>,
+}
+
+/// Items and raw answers, serialised as a JSON object in reading order.
+#[derive(Debug, Clone, Default)]
+pub struct Values<'a>(pub Vec<(&'a str, Option<&'a Json>)>);
+
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Counts of outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Rules passed.
+    pub pass: usize,
+    /// Rules failed.
+    pub fail: usize,
+    /// Rules not applicable.
+    pub not_applicable: usize,
+    /// Rules lacking answers.
+    pub incomplete: usize,
+    /// Rules awaiting a reviewer.
+    pub needs_review: usize,
+}
+
+/// Something still needed from the volunteer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Missing {
+    /// `checklist.item`.
+    pub item: String,
+    /// `answer-required` or `photo-required`.
+    pub code: &'static str,
+}
+
+/// Answers and photos an audit still needs, given its answers so far.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Completeness<'a> {
+    /// Required items that apply and have no answer.
+    pub missing_answers: Vec<&'a str>,
+    /// Items whose photo is required given the answers (whether or not it is attached:
+    /// photos are not part of the answers).
+    pub photos_required: Vec<&'a str>,
+}
+
+/// The full result of scoring an answer set.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation<'a> {
+    /// Version of this engine.
+    pub engine_version: &'static str,
+    /// The scoring methodology used.
+    pub methodology: VersionRef<'a>,
+    /// The passport methodology used, if the scoring methodology names one.
+    pub passport_methodology: Option<VersionRef<'a>>,
+    /// Every checklist version used.
+    pub checklists: Vec<VersionRef<'a>>,
+    /// True when nothing is missing, no rule is incomplete or awaiting review, and every
+    /// score is computable.
+    pub complete: bool,
+    /// Outcome counts.
+    pub summary: Summary,
+    /// Missing answers and required photos.
+    pub completeness: Completeness<'a>,
+    /// Order 627 statuses.
+    pub passport: Option<PassportResult>,
+    /// Order 344н criterion 3, for a `nok` methodology.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nok: Option<NokScore<'a>>,
+    /// Points, for a `points` methodology.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points: Option<PointsScore<'a>>,
+    /// Every rule's outcome, in catalog order.
+    pub rules: Vec<RuleResult<'a>>,
+}
+
+const NOT_APPLICABLE: Text<'static> = Text {
+    ru: "Не применяется: условие применения правила не выполнено.",
+    en: "Not applicable: the rule's condition does not hold.",
+};
+const INCOMPLETE: Text<'static> = Text {
+    ru: "Недостаточно данных: нет ответа на вопросы, от которых зависит правило.",
+    en: "Incomplete: answers the rule needs are missing.",
+};
+
+/// State shared by rule evaluation and methodology scoring.
+pub(crate) struct Resolved<'a> {
+    pub values: Vec<Value>,
+    pub raw: Vec<Option<&'a Json>>,
+    /// Final outcome per rule index.
+    pub outcomes: Vec<Outcome>,
+    /// Per slot: whether the item applies (its `when` holds), `None` when unknown.
+    pub applies: Vec<Option<bool>>,
+}
+
+impl<'a> Resolved<'a> {
+    pub(crate) fn env(&self) -> Env<'_> {
+        Env {
+            slots: &self.values,
+            rules: &self.outcomes,
+        }
+    }
+
+    pub(crate) fn values_of(&self, catalog: &'a Catalog, slots: &[u32]) -> Values<'a> {
+        Values(
+            slots
+                .iter()
+                .filter_map(|s| {
+                    Some((
+                        catalog.item_at(*s)?.key.as_str(),
+                        self.raw.get(*s as usize).copied().flatten(),
+                    ))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Scores `answers` with methodology `methodology` (or the answers' own, or the catalog's
+/// default), applying reviewer `overrides`.
+///
+/// # Errors
+/// [`EvalError::UnknownMethodology`] / [`EvalError::NotAScoringMethodology`] for a bad
+/// methodology id, [`EvalError::InvalidAnswers`] listing every answer that does not fit its
+/// item, [`EvalError::UnknownRule`] for an override of a rule that does not exist.
+pub fn evaluate<'a>(
+    catalog: &'a Catalog,
+    methodology: Option<&str>,
+    answers: &'a AnswerSet,
+    overrides: &Overrides,
+) -> Result<Evaluation<'a>, EvalError> {
+    let m = select_methodology(catalog, methodology.or(answers.methodology.as_deref()))?;
+    let (resolved, engine) = outcomes(catalog, answers, overrides)?;
+
+    let mut summary = Summary::default();
+    let mut rules = Vec::with_capacity(catalog.rule_count());
+    for (index, rule) in (0u32..).zip(
+        catalog
+            .rules
+            .iter()
+            .filter_map(|(c, r)| catalog.checklists.get(*c as usize)?.rules.get(*r as usize)),
+    ) {
+        let outcome = resolved.outcomes[index as usize];
+        match outcome {
+            Outcome::Pass => summary.pass += 1,
+            Outcome::Fail => summary.fail += 1,
+            Outcome::NotApplicable => summary.not_applicable += 1,
+            Outcome::Incomplete => summary.incomplete += 1,
+            Outcome::NeedsReview => summary.needs_review += 1,
+        }
+        rules.push(RuleResult {
+            rule: &rule.key,
+            zone: rule.zone,
+            severity: rule.severity,
+            affects: &rule.affects,
+            norm: &rule.norm,
+            outcome,
+            engine_outcome: engine[index as usize],
+            review: overrides.get(&rule.key).cloned(),
+            message: message(rule, outcome),
+            work: (outcome == Outcome::Fail).then_some(rule.work),
+            values: resolved.values_of(catalog, &rule.reads),
+        });
+    }
+
+    let completeness = completeness(catalog, &resolved);
+    let passport_m = m.passport.as_deref().and_then(|id| catalog.methodology(id));
+    let passport = passport_m.and_then(|pm| match &pm.kind {
+        MethodologyKind::Passport(p) => {
+            Some(super::methodology::passport::compute(catalog, p, &resolved))
+        }
+        _ => None,
+    });
+    let (nok, points) = match &m.kind {
+        MethodologyKind::Nok(n) => (
+            Some(super::methodology::nok::compute(
+                catalog,
+                n,
+                &resolved,
+                answers.survey,
+            )),
+            None,
+        ),
+        MethodologyKind::Points(p) => (
+            None,
+            Some(super::methodology::points::compute(catalog, p, &resolved)),
+        ),
+        MethodologyKind::Passport(_) => (None, None),
+    };
+    let scores_known = nok.as_ref().is_none_or(|n| n.k3.is_some())
+        && points.as_ref().is_none_or(|p| p.total.is_some())
+        && passport.as_ref().is_none_or(|p| p.site.is_some());
+    let complete = completeness.missing_answers.is_empty()
+        && summary.incomplete == 0
+        && summary.needs_review == 0
+        && scores_known;
+
+    Ok(Evaluation {
+        engine_version: ENGINE_VERSION,
+        methodology: version_of(m),
+        passport_methodology: passport_m.map(version_of),
+        checklists: catalog
+            .checklists
+            .iter()
+            .map(|c| VersionRef {
+                id: &c.id,
+                version: &c.version,
+                sha256: &c.sha256,
+            })
+            .collect(),
+        complete,
+        summary,
+        completeness,
+        passport,
+        nok,
+        points,
+        rules,
+    })
+}
+
+/// Everything an audit still lacks before it can be submitted: required answers
+/// (`answer-required`) and required photos not in `photos` (`photo-required`). `photos`
+/// holds the `checklist.item` keys that have at least one photo.
+///
+/// # Errors
+/// [`EvalError::InvalidAnswers`] when answers do not fit their items.
+pub fn missing_for_submission(
+    catalog: &Catalog,
+    answers: &AnswerSet,
+    photos: &BTreeSet<String>,
+) -> Result<Vec<Missing>, EvalError> {
+    let (resolved, _) = outcomes(catalog, answers, &Overrides::new())?;
+    let c = completeness(catalog, &resolved);
+    let mut out: Vec<Missing> = c
+        .missing_answers
+        .iter()
+        .map(|k| Missing {
+            item: (*k).to_owned(),
+            code: "answer-required",
+        })
+        .collect();
+    out.extend(
+        c.photos_required
+            .iter()
+            .filter(|k| !photos.contains(**k))
+            .map(|k| Missing {
+                item: (*k).to_owned(),
+                code: "photo-required",
+            }),
+    );
+    Ok(out)
+}
+
+fn version_of(m: &Methodology) -> VersionRef<'_> {
+    VersionRef {
+        id: &m.id,
+        version: &m.version,
+        sha256: &m.sha256,
+    }
+}
+
+fn select_methodology<'a>(
+    catalog: &'a Catalog,
+    id: Option<&str>,
+) -> Result<&'a Methodology, EvalError> {
+    let Some(id) = id else {
+        return Ok(catalog.default_methodology());
+    };
+    let m = catalog
+        .methodology(id)
+        .ok_or_else(|| EvalError::UnknownMethodology(id.to_owned()))?;
+    if Catalog::is_scoring(m) {
+        Ok(m)
+    } else {
+        Err(EvalError::NotAScoringMethodology(id.to_owned()))
+    }
+}
+
+/// Resolves answers and computes every rule's engine outcome and final outcome.
+fn outcomes<'a>(
+    catalog: &Catalog,
+    answers: &'a AnswerSet,
+    overrides: &Overrides,
+) -> Result<(Resolved<'a>, Vec<Outcome>), EvalError> {
+    if let Some(unknown) = overrides
+        .keys()
+        .find(|k| !catalog.rule_index.contains_key(k.as_str()))
+    {
+        return Err(EvalError::UnknownRule(unknown.clone()));
+    }
+    let (values, raw) = resolve(catalog, answers).map_err(EvalError::InvalidAnswers)?;
+    let applies = applicability(catalog, &values);
+    let mut resolved = Resolved {
+        values,
+        raw,
+        outcomes: Vec::with_capacity(catalog.rule_count()),
+        applies,
+    };
+    let mut engine = Vec::with_capacity(catalog.rule_count());
+    for (c, r) in &catalog.rules {
+        let Some(rule) = catalog
+            .checklists
+            .get(*c as usize)
+            .and_then(|cl| cl.rules.get(*r as usize))
+        else {
+            continue;
+        };
+        let env = Env {
+            slots: &resolved.values,
+            rules: &[],
+        };
+        // A rule reading an item that does not apply to this site (the ramp slope where
+        // there is no ramp) does not apply either.
+        let reads_inapplicable = rule
+            .reads
+            .iter()
+            .any(|s| resolved.applies.get(*s as usize) == Some(&Some(false)));
+        let own = if reads_inapplicable {
+            Outcome::NotApplicable
+        } else {
+            engine_outcome(rule, &env)
+        };
+        engine.push(own);
+        let fin = if overrides.is_empty() {
+            own
+        } else {
+            overrides.get(&rule.key).map_or(own, |o| o.verdict.into())
+        };
+        resolved.outcomes.push(fin);
+    }
+    Ok((resolved, engine))
+}
+
+/// Whether each item applies: its `when` holds and every item the `when` reads applies.
+/// `when` conditions may read items declared later, so this iterates to a fixed point;
+/// each pass can only turn unknown into known, so it ends within a few passes.
+fn applicability(catalog: &Catalog, values: &[Value]) -> Vec<Option<bool>> {
+    let items: Vec<&Item> = catalog
+        .checklists
+        .iter()
+        .flat_map(|c| c.items.iter())
+        .collect();
+    let mut applies: Vec<Option<bool>> = items
+        .iter()
+        .map(|i| if i.when.is_none() { Some(true) } else { None })
+        .collect();
+    let env = Env {
+        slots: values,
+        rules: &[],
+    };
+    for _ in 0..items.len().max(1) {
+        let mut changed = false;
+        for item in &items {
+            let slot = item.slot as usize;
+            let Some(when) = &item.when else { continue };
+            if applies.get(slot).copied().flatten().is_some() {
+                continue;
+            }
+            let upstream_out = when
+                .slots()
+                .iter()
+                .any(|s| applies.get(*s as usize) == Some(&Some(false)));
+            let now = if upstream_out {
+                Some(false)
+            } else {
+                when.eval(&env)
+            };
+            if now.is_some() {
+                applies[slot] = now;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    applies
+}
+
+fn engine_outcome(rule: &Rule, env: &Env<'_>) -> Outcome {
+    match rule.when.as_ref().map(|w| w.eval(env)) {
+        Some(Some(false)) => return Outcome::NotApplicable,
+        Some(None) => return Outcome::Incomplete,
+        _ => {}
+    }
+    match &rule.test {
+        RuleTest::Check(check) => match check.eval(env) {
+            Some(true) => Outcome::Pass,
+            Some(false) => Outcome::Fail,
+            None => Outcome::Incomplete,
+        },
+        RuleTest::Review(_) => Outcome::NeedsReview,
+    }
+}
+
+fn message(rule: &Rule, outcome: Outcome) -> Text<'_> {
+    match outcome {
+        Outcome::Pass => rule.pass.as_ref(),
+        Outcome::Fail => rule.fail.as_ref(),
+        Outcome::NotApplicable => NOT_APPLICABLE,
+        Outcome::Incomplete => INCOMPLETE,
+        Outcome::NeedsReview => match &rule.test {
+            RuleTest::Review(text) => text.as_ref(),
+            RuleTest::Check(_) => INCOMPLETE,
+        },
+    }
+}
+
+fn completeness<'a>(catalog: &'a Catalog, resolved: &Resolved<'_>) -> Completeness<'a> {
+    let mut out = Completeness::default();
+    for item in catalog.checklists.iter().flat_map(|c| c.items.iter()) {
+        // An item whose applicability is unknown depends on a missing answer, which is
+        // itself reported; the item is asked once that answer exists.
+        if resolved.applies.get(item.slot as usize) != Some(&Some(true)) {
+            continue;
+        }
+        let value = resolved
+            .values
+            .get(item.slot as usize)
+            .copied()
+            .unwrap_or_default();
+        if item.required
+            && value == Value::Unknown
+            && !matches!(item.kind, super::model::ItemKind::Photo)
+        {
+            out.missing_answers.push(&item.key);
+        }
+        if photo_required(item, value, &resolved.outcomes) {
+            out.photos_required.push(&item.key);
+        }
+    }
+    out
+}
+
+fn photo_required(item: &Item, value: Value, outcomes: &[Outcome]) -> bool {
+    match item.photo {
+        PhotoPolicy::Never | PhotoPolicy::Optional => false,
+        PhotoPolicy::Required => true,
+        PhotoPolicy::RequiredIfTrue => value == Value::Bool(true),
+        PhotoPolicy::RequiredIfFail => item
+            .checked_by
+            .iter()
+            .any(|r| outcomes.get(*r as usize) == Some(&Outcome::Fail)),
+    }
+}

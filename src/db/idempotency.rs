@@ -1,0 +1,167 @@
+//! Stored responses for `Idempotency-Key`. The first request with a key
+//! claims it by inserting a row (the primary key makes concurrent claims
+//! exclusive), then stores its response; retries replay that response.
+
+use chrono::Duration;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::entity::idempotency_key;
+use super::{DbError, now};
+
+/// How long a stored response is replayed.
+pub const RETENTION_HOURS: i64 = 24;
+/// After this long a claimed key whose request never finished (the replica
+/// died) may be claimed again.
+const ABANDONED_AFTER_SECS: i64 = 300;
+
+/// What to do with a request carrying a key.
+#[derive(Debug)]
+pub enum Claim {
+    /// First use: handle the request, then [`complete`] or [`release`].
+    Fresh,
+    /// A retry of a finished request: replay this.
+    Replay {
+        status: u16,
+        headers: String,
+        body: String,
+    },
+    /// The key was used with a different request.
+    Mismatch,
+    /// The first request with this key is still being handled.
+    InProgress,
+}
+
+/// Claims `key` for `user` and this request's hash.
+///
+/// # Errors
+/// Database failure.
+pub async fn claim(
+    db: &DatabaseConnection,
+    user: Uuid,
+    key: &str,
+    request_hash: &str,
+) -> Result<Claim, DbError> {
+    let ts = now();
+    let row = idempotency_key::ActiveModel {
+        user_id: Set(user),
+        key: Set(key.to_owned()),
+        request_hash: Set(request_hash.to_owned()),
+        status_code: Set(None),
+        response_headers: Set(None),
+        response_body: Set(None),
+        created_at: Set(ts),
+        updated_at: Set(ts),
+    };
+    match idempotency_key::Entity::insert(row)
+        .exec(db)
+        .await
+        .map_err(DbError::from)
+    {
+        Ok(_) => return Ok(Claim::Fresh),
+        Err(DbError::Conflict(_)) => {}
+        Err(other) => return Err(other),
+    }
+    let Some(existing) = idempotency_key::Entity::find_by_id((user, key.to_owned()))
+        .one(db)
+        .await?
+    else {
+        // Released between our insert and read: the key is free again.
+        return Box::pin(claim(db, user, key, request_hash)).await;
+    };
+    let expired = existing.created_at < ts - Duration::hours(RETENTION_HOURS);
+    let abandoned = existing.status_code.is_none()
+        && existing.updated_at < ts - Duration::seconds(ABANDONED_AFTER_SECS);
+    if expired || abandoned {
+        let taken = idempotency_key::Entity::update_many()
+            .col_expr(
+                idempotency_key::Column::RequestHash,
+                Expr::value(request_hash),
+            )
+            .col_expr(
+                idempotency_key::Column::StatusCode,
+                Expr::value(Option::<i32>::None),
+            )
+            .col_expr(idempotency_key::Column::CreatedAt, Expr::value(ts))
+            .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(ts))
+            .filter(idempotency_key::Column::UserId.eq(user))
+            .filter(idempotency_key::Column::Key.eq(key))
+            .filter(idempotency_key::Column::UpdatedAt.eq(existing.updated_at))
+            .exec(db)
+            .await?;
+        return Ok(if taken.rows_affected == 1 {
+            Claim::Fresh
+        } else {
+            Claim::InProgress
+        });
+    }
+    if existing.request_hash != request_hash {
+        return Ok(Claim::Mismatch);
+    }
+    Ok(match existing.status_code {
+        None => Claim::InProgress,
+        Some(status) => Claim::Replay {
+            status: u16::try_from(status).unwrap_or(500),
+            headers: existing.response_headers.unwrap_or_default(),
+            body: existing.response_body.unwrap_or_default(),
+        },
+    })
+}
+
+/// Stores the response of a claimed request.
+///
+/// # Errors
+/// Database failure.
+pub async fn complete(
+    db: &DatabaseConnection,
+    user: Uuid,
+    key: &str,
+    status: u16,
+    headers: String,
+    body: String,
+) -> Result<(), DbError> {
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::StatusCode,
+            Expr::value(i32::from(status)),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseHeaders,
+            Expr::value(headers),
+        )
+        .col_expr(idempotency_key::Column::ResponseBody, Expr::value(body))
+        .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(now()))
+        .filter(idempotency_key::Column::UserId.eq(user))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Frees a claimed key whose request failed on the server side, so a retry
+/// runs it again.
+///
+/// # Errors
+/// Database failure.
+pub async fn release(db: &DatabaseConnection, user: Uuid, key: &str) -> Result<(), DbError> {
+    idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::UserId.eq(user))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes stored responses older than the retention period.
+///
+/// # Errors
+/// Database failure.
+pub async fn sweep(db: &DatabaseConnection) -> Result<u64, DbError> {
+    let cutoff = now() - Duration::hours(RETENTION_HOURS);
+    let result = idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::CreatedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

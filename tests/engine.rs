@@ -1,0 +1,331 @@
+//! Engine integration tests over the shipped checklists: they lint clean, the example
+//! audits give the hand-computed results (golden snapshots), and the arithmetic of
+//! order 344н holds on worked examples.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use dostup::checklist::methodology::nok::k3;
+use dostup::checklist::{
+    AnswerSet, Catalog, EvalError, Format, Outcome, Override, Overrides, Verdict, evaluate, lint,
+    missing_for_submission, score, show, validate_answer,
+};
+use serde_json::json;
+
+/// No reviewer overrides.
+static NO_OVERRIDES: Overrides = Overrides::new();
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("checklists")
+}
+
+fn catalog() -> Catalog {
+    Catalog::load_dir(&dir()).unwrap_or_else(|e| panic!("shipped checklists must load:\n{e}"))
+}
+
+fn example(name: &str) -> AnswerSet {
+    let text =
+        std::fs::read_to_string(dir().join("examples").join(format!("{name}.json"))).unwrap();
+    AnswerSet::from_json(&text).unwrap()
+}
+
+fn outcome(e: &dostup::checklist::Evaluation<'_>, key: &str) -> Outcome {
+    e.rules
+        .iter()
+        .find(|r| r.rule == key)
+        .map(|r| r.outcome)
+        .unwrap()
+}
+
+#[test]
+fn shipped_checklists_lint_clean_and_cover_every_zone() {
+    let report = lint(&dir());
+    assert!(report.ok, "{}", report.text);
+    let c = catalog();
+    let zones: BTreeSet<_> = c.checklists().iter().map(|c| c.zone()).collect();
+    assert_eq!(
+        zones.len(),
+        8,
+        "seven order 627 zones plus organisational services"
+    );
+    assert!(c.rule_count() >= 80, "{} rules", c.rule_count());
+    assert_eq!(c.default_methodology().id(), "nok-344n");
+    for cl in c.checklists() {
+        assert_eq!(cl.sha256().len(), 64);
+    }
+}
+
+#[test]
+fn golden_accessible_new_building() {
+    let c = catalog();
+    let answers = example("accessible-new-building");
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    let nok = e.nok.as_ref().unwrap();
+    assert_eq!(
+        (nok.p3_1, nok.p3_2, nok.p3_3, nok.k3),
+        (Some(100.0), Some(100.0), Some(95.0), Some(98.5))
+    );
+    assert_eq!(
+        e.passport
+            .as_ref()
+            .and_then(|p| p.site.as_ref())
+            .map(|s| s.code.as_str()),
+        Some("ДП-В")
+    );
+    assert!(e.complete);
+    insta::assert_json_snapshot!("accessible_new_building", e);
+}
+
+#[test]
+fn golden_typical_older_building_is_the_worked_example() {
+    let c = catalog();
+    let answers = example("typical-older-building");
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    let nok = e.nok.as_ref().unwrap();
+    // 3 of 5, 4 of 6 and 7 of 10 satisfied: 18 + 32 + 21 = 71.
+    assert_eq!(
+        (nok.p3_1, nok.p3_2, nok.p3_3, nok.k3),
+        (Some(60.0), Some(80.0), Some(70.0), Some(71.0))
+    );
+    assert_eq!(outcome(&e, "entrance_ramp.slope"), Outcome::Fail);
+    assert_eq!(outcome(&e, "sanitary.accessible_toilet"), Outcome::Fail);
+    assert_eq!(
+        outcome(&e, "entrance_ramp.ramp_condition"),
+        Outcome::NeedsReview
+    );
+    insta::assert_json_snapshot!("typical_older_building", e);
+}
+
+#[test]
+fn golden_incomplete_audit_never_scores_unknown_as_zero() {
+    let c = catalog();
+    let answers = example("incomplete-audit");
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    let nok = e.nok.as_ref().unwrap();
+    assert_eq!((nok.p3_1, nok.p3_2, nok.k3), (None, None, None));
+    assert!(!e.complete);
+    assert_eq!(outcome(&e, "entrance_ramp.slope"), Outcome::Incomplete);
+    assert!(
+        e.completeness
+            .missing_answers
+            .contains(&"sanitary.accessible_toilet")
+    );
+    insta::assert_json_snapshot!("incomplete_audit", e);
+}
+
+#[test]
+fn worked_example_and_cap() {
+    assert_eq!(k3([0.3, 0.4, 0.3], [60.0, 80.0, 70.0]), 71.0);
+    // Six 3.2 conditions give 100, not 120: the new building meets all six.
+    let c = catalog();
+    let answers = example("accessible-new-building");
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    let nok = e.nok.as_ref().unwrap();
+    assert_eq!(
+        nok.conditions_3_2.iter().filter(|c| c.points > 0.0).count(),
+        6
+    );
+    assert_eq!(nok.p3_2, Some(100.0));
+}
+
+#[test]
+fn unknown_is_not_false() {
+    let c = catalog();
+    let mut answers = example("accessible-new-building");
+    // Unanswered: the rule is incomplete, never a failure.
+    answers.answers.remove("sanitary.door_width");
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    assert_eq!(outcome(&e, "sanitary.door_width"), Outcome::Incomplete);
+    assert_eq!(e.nok.as_ref().and_then(|n| n.p3_1), None);
+    // Answered "no toilet": false, and the dependent rules do not apply.
+    answers
+        .answers
+        .insert("sanitary.accessible_toilet".into(), json!(false));
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    assert_eq!(outcome(&e, "sanitary.accessible_toilet"), Outcome::Fail);
+    assert_eq!(outcome(&e, "sanitary.door_width"), Outcome::NotApplicable);
+    assert_eq!(e.nok.as_ref().and_then(|n| n.p3_1), Some(80.0));
+}
+
+#[test]
+fn kleene_or_short_circuits_unknown() {
+    let c = catalog();
+    let mut answers = example("accessible-new-building");
+    // slope <= 5 is true, so the unknown rise does not matter: true || unknown = true.
+    for (k, v) in [
+        ("entrance.level_entrance", json!(false)),
+        ("entrance.entrance_stairs", json!(false)),
+        ("entrance_ramp.ramp_present", json!(true)),
+        ("entrance_ramp.ramp_slope", json!(4.5)),
+    ] {
+        answers.answers.insert(k.into(), v);
+    }
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    assert_eq!(outcome(&e, "entrance_ramp.slope"), Outcome::Pass);
+    // false && unknown = false: a steep ramp fails whatever the rise.
+    answers
+        .answers
+        .insert("entrance_ramp.ramp_slope".into(), json!(12));
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    assert_eq!(outcome(&e, "entrance_ramp.slope"), Outcome::Fail);
+}
+
+#[test]
+fn overrides_replace_the_outcome_and_keep_the_engines() {
+    let c = catalog();
+    let answers = example("typical-older-building");
+    let mut overrides = Overrides::new();
+    overrides.insert(
+        "entrance_ramp.ramp_condition".into(),
+        Override {
+            verdict: Verdict::Pass,
+            comment: "фото: покрытие целое".into(),
+        },
+    );
+    overrides.insert(
+        "sanitary.accessible_toilet".into(),
+        Override {
+            verdict: Verdict::Pass,
+            comment: "санузел в соседнем корпусе".into(),
+        },
+    );
+    let e = evaluate(&c, None, &answers, &overrides).unwrap();
+    let r = e
+        .rules
+        .iter()
+        .find(|r| r.rule == "sanitary.accessible_toilet")
+        .unwrap();
+    assert_eq!(
+        (r.outcome, r.engine_outcome),
+        (Outcome::Pass, Outcome::Fail)
+    );
+    assert_eq!(e.summary.needs_review, 0);
+    let bad: Overrides = [(
+        "nope.rule".to_owned(),
+        Override {
+            verdict: Verdict::Fail,
+            comment: String::new(),
+        },
+    )]
+    .into();
+    assert_eq!(
+        evaluate(&c, None, &answers, &bad).err(),
+        Some(EvalError::UnknownRule("nope.rule".into()))
+    );
+}
+
+#[test]
+fn points_scheme_is_data() {
+    let c = catalog();
+    let answers = example("accessible-new-building");
+    let e = evaluate(&c, Some("example-region-points"), &answers, &NO_OVERRIDES).unwrap();
+    let p = e.points.as_ref().unwrap();
+    assert_eq!((p.total, p.maximum), (Some(31.0), 31.0));
+    assert!(e.nok.is_none());
+}
+
+#[test]
+fn answer_validation_codes() {
+    let c = catalog();
+    let code = |k: &str, v: serde_json::Value| validate_answer(&c, k, &v).err().map(|e| e.code);
+    assert_eq!(code("entrance_ramp.ramp_slope", json!(4.5)), None);
+    assert_eq!(code("entrance_ramp.ramp_slope", json!(null)), None);
+    assert_eq!(code("entrance_ramp.nope", json!(1)), Some("unknown-item"));
+    assert_eq!(
+        code("entrance_ramp.ramp_slope", json!("steep")),
+        Some("wrong-type")
+    );
+    assert_eq!(
+        code("entrance_ramp.ramp_slope", json!(150)),
+        Some("out-of-range")
+    );
+    assert_eq!(
+        code("entrance_ramp.ramp_handrails", json!("left")),
+        Some("unknown-option")
+    );
+    assert_eq!(
+        code("routes.corridor_width", json!({"value": 150, "unit": "cm"})),
+        None
+    );
+    assert_eq!(
+        code(
+            "routes.corridor_width",
+            json!({"value": 5, "unit": "percent"})
+        ),
+        Some("unit-mismatch")
+    );
+    assert_eq!(
+        code("services.staff_trained_count", json!(1.5)),
+        Some("not-an-integer")
+    );
+    assert_eq!(
+        code("sanitary.grab_bars", json!(["folding", "folding"])),
+        Some("duplicate-option")
+    );
+}
+
+#[test]
+fn converted_units_are_compared_in_base_units() {
+    let c = catalog();
+    let mut answers = example("accessible-new-building");
+    answers.answers.insert(
+        "routes.corridor_width".into(),
+        json!({"value": 149, "unit": "cm"}),
+    );
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    assert_eq!(outcome(&e, "routes.corridor_width"), Outcome::Fail);
+    let r = e
+        .rules
+        .iter()
+        .find(|r| r.rule == "routes.corridor_width")
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&r.values).unwrap(),
+        json!({"routes.corridor_width": {"value": 149, "unit": "cm"}})
+    );
+}
+
+#[test]
+fn submission_lists_missing_answers_and_photos() {
+    let c = catalog();
+    let answers = example("typical-older-building");
+    let missing = missing_for_submission(&c, &answers, &BTreeSet::new()).unwrap();
+    assert!(
+        missing.iter().all(|m| m.code == "photo-required"),
+        "{missing:?}"
+    );
+    assert!(missing.iter().any(|m| m.item == "entrance_ramp.ramp_slope"));
+    let photos: BTreeSet<String> = missing.iter().map(|m| m.item.clone()).collect();
+    assert!(
+        missing_for_submission(&c, &answers, &photos)
+            .unwrap()
+            .is_empty()
+    );
+    let inc = example("incomplete-audit");
+    let missing = missing_for_submission(&c, &inc, &photos).unwrap();
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.item == "entrance_ramp.ramp_slope" && m.code == "answer-required")
+    );
+}
+
+#[test]
+fn cli_functions_render() {
+    let c = catalog();
+    let json = show(&c, "entrance_ramp", Format::Json).unwrap();
+    assert!(json.contains("\"unit\": \"percent\""));
+    assert!(show(&c, "nope", Format::Text).is_err());
+    let text = std::fs::read_to_string(dir().join("examples/typical-older-building.json")).unwrap();
+    let out = score(&c, &text, None, Format::Text).unwrap();
+    assert!(out.contains("K3 = 71"), "{out}");
+    assert!(matches!(
+        score(&c, &text, Some("passport-627"), Format::Json),
+        Err(dostup::checklist::CliError::Eval(
+            EvalError::NotAScoringMethodology(_)
+        ))
+    ));
+}
