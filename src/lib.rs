@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod catalogs;
 pub mod checklist;
 pub mod config;
 pub mod db;

@@ -14,6 +14,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::auth::{LoginLimiter, Sessions, SigningKey};
+use crate::catalogs::Catalogs;
 use crate::config::Settings;
 use crate::db;
 use crate::http::{AppState, app};
@@ -40,6 +41,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         )
     })?;
     db::migrate(&conn).await.context("migrations failed")?;
+    let catalogs = Catalogs::publish_dir(&conn, &settings.checklists_dir).await?;
+    tracing::info!(release = catalogs.release(), "checklists published");
     let key = signing_key(&settings)?;
     let per_minute = NonZeroU32::new(settings.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
     let sessions = Arc::new(Sessions {
@@ -51,6 +54,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     spawn_limiter_sweep(&sessions);
     Ok(AppState {
         db: conn,
+        catalogs: Arc::new(catalogs),
         sessions,
         settings: Arc::new(settings),
     })

@@ -259,3 +259,83 @@ fn version_and_bad_configuration_are_reported() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("bind:"));
 }
+
+#[test]
+fn checklist_lint_show_and_score_from_the_command_line() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dostup"))
+            .current_dir(root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let lint = run(&["checklist", "lint"]);
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(String::from_utf8_lossy(&lint.stdout).starts_with("ok: "));
+
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(broken.path().join("methodology")).unwrap();
+    std::fs::write(
+        broken.path().join("bad.yaml"),
+        "id: bad\nversion: 1.0.0\nzone: entrance\ntitle: {ru: Плохой, en: Bad}\nitems:\n  - id: x\n    type: boolen\n",
+    )
+    .unwrap();
+    let lint = run(&["checklist", "lint", broken.path().to_str().unwrap()]);
+    assert!(!lint.status.success());
+    let stderr = String::from_utf8_lossy(&lint.stderr);
+    assert!(
+        stderr.contains("bad.yaml:7:"),
+        "file:line of the bad type: {stderr}"
+    );
+
+    let show = run(&["checklist", "show", "entrance_ramp"]);
+    assert!(show.status.success());
+    let compiled: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(compiled["id"], "entrance_ramp");
+    let unknown = run(&["checklist", "show", "nope"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown checklist `nope`"));
+
+    // The worked example of the typical older building: 3 of 5, 4 of 6, 70 %.
+    let score = run(&[
+        "score",
+        "--answers",
+        "checklists/examples/typical-older-building.json",
+    ]);
+    assert!(
+        score.status.success(),
+        "{}",
+        String::from_utf8_lossy(&score.stderr)
+    );
+    let result: Value = serde_json::from_slice(&score.stdout).unwrap();
+    assert_eq!(result["nok"]["p3_1"], 60.0);
+    assert_eq!(result["nok"]["p3_2"], 80.0);
+    assert_eq!(result["nok"]["p3_3"], 70.0);
+    assert_eq!(result["nok"]["k3"], 71.0);
+    let text = run(&[
+        "score",
+        "--answers",
+        "checklists/examples/typical-older-building.json",
+        "--format",
+        "text",
+    ]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("K3 = 71"));
+    let points = run(&[
+        "score",
+        "--answers",
+        "checklists/examples/accessible-new-building.json",
+        "--methodology",
+        "example-region-points",
+    ]);
+    let points: Value = serde_json::from_slice(&points.stdout).unwrap();
+    assert!(
+        points["points"]["maximum"].as_f64().unwrap() > 0.0,
+        "{}",
+        points["points"]
+    );
+}

@@ -6,12 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use dostup::checklist::methodology::nok::k3;
 use dostup::checklist::{
-    AnswerSet, Catalog, EvalError, Format, Outcome, Override, Overrides, Verdict, evaluate, lint,
-    missing_for_submission, score, show, validate_answer,
+    AnswerSet, Catalog, CatalogFile, EvalError, Format, Outcome, Override, Overrides, Verdict,
+    evaluate, lint, missing_for_submission, score, show, validate_answer,
 };
 use serde_json::json;
 
@@ -328,4 +328,139 @@ fn cli_functions_render() {
             EvalError::NotAScoringMethodology(_)
         ))
     ));
+}
+
+const EXAMPLES: [&str; 3] = [
+    "accessible-new-building",
+    "typical-older-building",
+    "incomplete-audit",
+];
+
+fn evaluation_json(c: &Catalog, name: &str) -> serde_json::Value {
+    let answers = example(name);
+    let e = evaluate(c, None, &answers, &NO_OVERRIDES).unwrap();
+    serde_json::to_value(&e).unwrap()
+}
+
+#[test]
+fn catalog_rebuilt_from_published_files_scores_the_same() {
+    let files = Catalog::read_files(&dir()).unwrap();
+    assert!(files.iter().any(|f| f.methodology) && files.iter().any(|f| !f.methodology));
+    let loaded = catalog();
+    let rebuilt = Catalog::from_files(&files).unwrap_or_else(|e| panic!("{e}"));
+    // As a database returns them: paths relative to the catalog, in any order.
+    let stored: Vec<CatalogFile> = files
+        .iter()
+        .rev()
+        .map(|f| CatalogFile {
+            path: f.path.strip_prefix(dir()).unwrap().to_path_buf(),
+            ..f.clone()
+        })
+        .collect();
+    let restored = Catalog::from_files(&stored).unwrap_or_else(|e| panic!("{e}"));
+    for name in EXAMPLES {
+        let expected = evaluation_json(&loaded, name);
+        assert_eq!(evaluation_json(&rebuilt, name), expected, "{name}");
+        assert_eq!(evaluation_json(&restored, name), expected, "{name}");
+    }
+}
+
+#[test]
+fn catalog_from_files_reports_errors_at_the_given_paths() {
+    let files: Vec<CatalogFile> = Catalog::read_files(&dir())
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            let path = f.path.strip_prefix(dir()).unwrap().to_path_buf();
+            let text = match path.to_str() {
+                Some("entrance_ramp.yaml") => f
+                    .text
+                    .replace("check: ramp_width >= 0.9 m", "check: ramp_width >= 0.9 kg"),
+                Some("methodology/nok-344n.yaml") => f
+                    .text
+                    .replace("cap_3_2: 100", "cap_3_2: 100\n  cap_3_3: 100"),
+                _ => f.text,
+            };
+            CatalogFile { path, text, ..f }
+        })
+        .collect();
+    let errors = Catalog::from_files(&files).unwrap_err().errors;
+    let at: Vec<(&Path, u64)> = errors.iter().map(|e| (e.file.as_path(), e.line)).collect();
+    assert!(
+        at.iter()
+            .any(|(f, _)| *f == Path::new("entrance_ramp.yaml")),
+        "{errors:?}"
+    );
+    assert!(
+        at.iter()
+            .any(|(f, _)| *f == Path::new("methodology/nok-344n.yaml")),
+        "{errors:?}"
+    );
+    let text = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("entrance_ramp.yaml:"), "{text}");
+    assert!(text.contains("unknown unit `kg`"), "{text}");
+    assert!(text.contains("methodology/nok-344n.yaml:"), "{text}");
+    assert!(text.contains("cap_3_3"), "{text}");
+    // Nothing at all is an error too, not a panic or an empty catalog.
+    assert!(Catalog::from_files(&[]).is_err());
+}
+
+/// Regression: `remote_or_home` was optional and checked `answered(x) && count(x) >= 1`,
+/// so an unanswered item failed the rule and silently cost condition 3.2.6 its 20 points.
+#[test]
+fn unanswered_remote_service_is_unknown_not_a_failure() {
+    let c = catalog();
+    let mut answers = example("typical-older-building");
+    answers.answers.remove("services.remote_or_home");
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    assert_eq!(outcome(&e, "services.remote_or_home"), Outcome::Incomplete);
+    let nok = e.nok.as_ref().unwrap();
+    let c326 = nok.conditions_3_2.iter().find(|c| c.id == "3.2.6").unwrap();
+    assert_eq!(c326.status, dostup::checklist::methodology::Tri::Unknown);
+    assert_eq!(nok.k3, None);
+    assert!(
+        e.completeness
+            .missing_answers
+            .contains(&"services.remote_or_home")
+    );
+    // An empty list is the answer "none": a failure, known.
+    answers
+        .answers
+        .insert("services.remote_or_home".into(), json!([]));
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    assert_eq!(outcome(&e, "services.remote_or_home"), Outcome::Fail);
+}
+
+/// Regression: the 1.5 m landing rule applied only to ramps rising more than 0.8 m, but
+/// every ramp needs landings at the bottom and top (СП 59.13330.2020 5.1.15).
+#[test]
+fn short_ramps_need_landings_too() {
+    let c = catalog();
+    let answers = example("typical-older-building");
+    assert_eq!(answers.answers["entrance_ramp.ramp_rise"], json!(0.6));
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    assert_eq!(outcome(&e, "entrance_ramp.landings"), Outcome::Fail);
+    assert_eq!(outcome(&e, "entrance_ramp.width_max"), Outcome::Pass);
+}
+
+#[test]
+fn scores_are_exact_decimals() {
+    let c = catalog();
+    let mut answers = example("typical-older-building");
+    // 23 of 160 is exactly 14.375 %: half up gives 14.38 (floating point gave 14.37).
+    answers.survey = Some(dostup::checklist::Survey {
+        disabled_respondents: 160,
+        disabled_satisfied: 23,
+    });
+    let e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    let nok = e.nok.as_ref().unwrap();
+    assert_eq!(nok.p3_3, Some(14.38));
+    // 18 + 32 + 4.314 = 54.314 → 54.31
+    assert_eq!(nok.k3, Some(54.31));
+    let json = serde_json::to_string(&e).unwrap();
+    assert!(json.contains("\"k3\":54.31"), "exact decimal in JSON");
 }

@@ -138,7 +138,23 @@ fn wrong_value_type() {
     let (file, l, c, m) = single(&errors);
     assert_eq!((file.as_str(), l), ("territory.yaml", line));
     assert_eq!(c, 16);
-    assert!(m.contains("float"), "{m}");
+    // The parser's "invalid floating point" alone did not say what was expected.
+    assert_eq!(m, "expected a number (invalid floating point)");
+}
+
+#[test]
+fn expression_error_after_escapes_and_cyrillic_points_at_the_right_column() {
+    // The position inside a double-quoted scalar counts `\"` as one character of the
+    // expression but two of the line.
+    let (errors, line) = broken(
+        "sanitary.yaml",
+        "    check: door_width >= 0.9 m\n",
+        "    check: \"cabin_kind == \\\"cabin\\\" && dor_width >= 0.9 m\"\n",
+    );
+    let (file, l, c, m) = single(&errors);
+    assert_eq!((file.as_str(), l), ("sanitary.yaml", line));
+    assert_eq!(m, "in `check`: unknown item `dor_width` in checklist `sanitary`");
+    assert_eq!(c, 40, "column of `dor_width`");
 }
 
 #[test]

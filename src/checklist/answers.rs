@@ -13,6 +13,9 @@ use super::expr::Value;
 use super::model::{ChoiceOption, Item, ItemKind};
 use super::unit::Unit;
 
+/// Relative tolerance of range checks on number answers, as in expression comparisons.
+const RANGE_TOLERANCE: f64 = 1e-9;
+
 /// Longest text answer accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 10_000;
 
@@ -142,7 +145,10 @@ fn convert(item: &Item, json: &Json) -> Result<Value, AnswerError> {
             .ok_or_else(|| wrong("true or false")),
         ItemKind::Number { unit, min, max } => {
             let v = number_in_unit(json, *unit).map_err(|(code, m)| err(code, m))?;
-            if v < *min || v > *max {
+            // A converted answer may carry rounding noise (0.07 m is 7.000000000000001 cm):
+            // the bounds tolerate it as expression comparisons do.
+            let tolerance = RANGE_TOLERANCE * min.abs().max(max.abs()).max(1.0);
+            if !v.is_finite() || v < *min - tolerance || v > *max + tolerance {
                 return Err(err(
                     "out-of-range",
                     format!("{v} {unit} is outside [{min}, {max}] {unit}"),

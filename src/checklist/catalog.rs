@@ -10,6 +10,17 @@ use super::methodology::{Methodology, MethodologyKind, load_methodologies};
 use super::model::{Checklist, Item, Rule};
 use super::source::Source;
 
+/// The text of one catalog file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogFile {
+    /// Where it was read from; errors name this path.
+    pub path: PathBuf,
+    /// Its content.
+    pub text: String,
+    /// A methodology (from `methodology/`) rather than a checklist.
+    pub methodology: bool,
+}
+
 /// Every loaded checklist and methodology.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -34,7 +45,67 @@ impl Catalog {
         let mut errors = LoadErrors::default();
         let checklist_sources = read_sources(dir, &mut errors);
         let methodology_sources = read_sources(&dir.join("methodology"), &mut errors);
-        let (checklists, table) = load_checklists(&checklist_sources, &mut errors);
+        Self::build(dir, &checklist_sources, &methodology_sources, errors)
+    }
+
+    /// Reads the files [`Catalog::load_dir`] would load, without interpreting them, so
+    /// that exactly these texts can be published and later rebuilt with
+    /// [`Catalog::from_files`].
+    ///
+    /// # Errors
+    /// Unreadable directories or files, files that are not UTF-8.
+    pub fn read_files(dir: &Path) -> Result<Vec<CatalogFile>, LoadErrors> {
+        let mut errors = LoadErrors::default();
+        let checklists = read_sources(dir, &mut errors);
+        let methodologies = read_sources(&dir.join("methodology"), &mut errors);
+        if !errors.errors.is_empty() {
+            return Err(errors);
+        }
+        let files = checklists
+            .into_iter()
+            .map(|s| (s, false))
+            .chain(methodologies.into_iter().map(|s| (s, true)))
+            .map(|(s, methodology)| CatalogFile {
+                path: s.path,
+                text: s.text,
+                methodology,
+            })
+            .collect();
+        Ok(files)
+    }
+
+    /// Builds a catalog from file texts, e.g. a release stored in the database.
+    ///
+    /// # Errors
+    /// As [`Catalog::load_dir`], with positions relative to each file's `path`.
+    pub fn from_files(files: &[CatalogFile]) -> Result<Catalog, LoadErrors> {
+        let mut checklist_sources = Vec::new();
+        let mut methodology_sources = Vec::new();
+        for file in files {
+            let source = Source::new(file.path.clone(), file.text.clone());
+            if file.methodology {
+                methodology_sources.push(source);
+            } else {
+                checklist_sources.push(source);
+            }
+        }
+        checklist_sources.sort_by(|a, b| a.path.cmp(&b.path));
+        methodology_sources.sort_by(|a, b| a.path.cmp(&b.path));
+        Self::build(
+            Path::new("."),
+            &checklist_sources,
+            &methodology_sources,
+            LoadErrors::default(),
+        )
+    }
+
+    fn build(
+        dir: &Path,
+        checklist_sources: &[Source],
+        methodology_sources: &[Source],
+        mut errors: LoadErrors,
+    ) -> Result<Catalog, LoadErrors> {
+        let (checklists, table) = load_checklists(checklist_sources, &mut errors);
 
         let mut slots = Vec::new();
         let mut rules = Vec::new();
@@ -52,7 +123,7 @@ impl Catalog {
             }
         }
         let methodologies =
-            load_methodologies(&methodology_sources, &table, &rule_index, &mut errors);
+            load_methodologies(methodology_sources, &table, &rule_index, &mut errors);
 
         let defaults: Vec<usize> = methodologies
             .iter()

@@ -27,7 +27,7 @@ mod unit;
 pub const ENGINE_VERSION: &str = "1.0.0";
 
 pub use answers::{AnswerSet, MAX_TEXT_CHARS, Survey, validate_answer};
-pub use catalog::Catalog;
+pub use catalog::{Catalog, CatalogFile};
 pub use cli::{CliError, Format, LintReport, lint, score, show};
 pub use compiled::{CompiledChecklist, CompiledItem, CompiledOption, CompiledRule, Condition};
 pub use error::{AnswerError, EvalError, LoadError, LoadErrors};

@@ -74,8 +74,8 @@ impl Source {
             match e.location() {
                 Some(loc) if loc.line() > 0 => {
                     let suffix = format!(" at line {}, column {}", loc.line(), loc.column());
-                    let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
-                    self.error(&loc, message)
+                    let message = full.strip_suffix(&suffix).unwrap_or(&full);
+                    self.error(&loc, explain(message))
                 }
                 _ => self.error_at_start(full),
             }
@@ -100,14 +100,15 @@ impl Source {
             return (line, column + offset as u64);
         };
         let mut chars = rest.chars().peekable();
-        match chars.peek() {
-            Some('"' | '\'') => {
+        let quote = match chars.peek() {
+            Some(&q @ ('"' | '\'')) => {
                 chars.next();
                 column += 1;
+                Some(q)
             }
             Some('|' | '>') => return (line, column),
-            _ => {}
-        }
+            _ => None,
+        };
         let mut remaining = offset;
         while remaining > 0 {
             match chars.next() {
@@ -120,11 +121,52 @@ impl Source {
                         column += 1;
                     }
                 }
+                // An escape is one character of the value but several of the line:
+                // `\"` and `\n` in double quotes, `''` in single quotes.
+                Some('\\') if quote == Some('"') => {
+                    let extra = match chars.next() {
+                        Some('x') => 3,
+                        Some('u') => 5,
+                        Some('U') => 9,
+                        _ => 1,
+                    };
+                    column += 1 + extra;
+                    for _ in 1..extra {
+                        chars.next();
+                    }
+                }
+                Some('\'') if quote == Some('\'') && chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    column += 2;
+                }
                 Some(_) => column += 1,
             }
             remaining -= 1;
         }
         (line, column)
+    }
+}
+
+/// The YAML parser's terse type errors, completed with what the file should hold: every
+/// load error must say what was expected.
+fn explain(message: &str) -> String {
+    const EXPLAINED: [(&str, &str); 6] = [
+        ("invalid floating point", "expected a number"),
+        ("invalid integer", "expected a whole number"),
+        ("invalid boolean", "expected true or false"),
+        (
+            "expected sequence start",
+            "expected a list (`[a, b]` or lines starting with `- `)",
+        ),
+        (
+            "expected mapping start",
+            "expected a mapping (`{key: value}` or indented `key: value` lines)",
+        ),
+        ("expected string scalar", "expected a text (a string)"),
+    ];
+    match EXPLAINED.iter().find(|(terse, _)| message == *terse) {
+        Some((terse, expected)) => format!("{expected} ({terse})"),
+        None => message.to_owned(),
     }
 }
 

@@ -118,27 +118,60 @@ impl Unit {
         }
     }
 
-    /// How many base units one of this unit is.
-    const fn factor(self) -> f64 {
+    /// How many base units one of this unit is, as a fraction `(numerator, denominator)`
+    /// of small integers: dividing by 100 rather than multiplying by 0.01 gives the double
+    /// nearest to the decimal result (90 cm is exactly the same `f64` as 0.9 m, 1.4 cm is
+    /// 14 mm, not 14.000000000000002), so range checks at a bound do not reject an answer
+    /// that is exactly on it.
+    const fn ratio(self) -> (u32, u32) {
         match self {
-            Unit::Centimetre => 0.01,
-            Unit::Millimetre => 0.001,
-            Unit::Minute => 60.0,
-            _ => 1.0,
+            Unit::Centimetre => (1, 100),
+            Unit::Millimetre => (1, 1000),
+            Unit::Minute => (60, 1),
+            _ => (1, 1),
         }
     }
 
     /// Converts a value in this unit to the dimension's base unit.
     #[must_use]
     pub fn to_base(self, value: f64) -> f64 {
-        value * self.factor()
+        let (num, den) = self.ratio();
+        scale(value, num, den)
     }
 
     /// Converts `value` given in `from` into this unit, or `None` when the dimensions differ.
     #[must_use]
     pub fn convert_from(self, value: f64, from: Unit) -> Option<f64> {
-        (self.dimension() == from.dimension()).then(|| from.to_base(value) / self.factor())
+        if self.dimension() != from.dimension() {
+            return None;
+        }
+        let (from_num, from_den) = from.ratio();
+        let (to_num, to_den) = self.ratio();
+        // value · (from_num / from_den) / (to_num / to_den), with the integer fraction
+        // reduced first so that at most one rounding happens.
+        Some(scale(value, from_num * to_den, from_den * to_num))
     }
+}
+
+/// `value · num / den` with `num / den` reduced, rounding once where the fraction allows.
+fn scale(value: f64, num: u32, den: u32) -> f64 {
+    let g = gcd(num, den);
+    let (num, den) = (num / g, den / g);
+    match (num, den) {
+        (1, 1) => value,
+        (n, 1) => value * f64::from(n),
+        (1, d) => value / f64::from(d),
+        (n, d) => value * f64::from(n) / f64::from(d),
+    }
+}
+
+const fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    if a == 0 { 1 } else { a }
 }
 
 impl fmt::Display for Unit {
@@ -160,5 +193,18 @@ mod tests {
         );
         assert_eq!(Unit::Metre.convert_from(5.0, Unit::Percent), None);
         assert_eq!(Unit::from_symbol("%"), Some(Unit::Percent));
+    }
+
+    /// Regression: conversions multiplied by 0.01 / 0.001, so 1.4 cm became
+    /// 14.000000000000002 mm and an answer exactly on a range bound was rejected.
+    #[test]
+    fn conversions_land_on_the_decimal_value() {
+        assert_eq!(
+            Unit::Millimetre.convert_from(1.4, Unit::Centimetre),
+            Some(14.0)
+        );
+        assert_eq!(Unit::Centimetre.to_base(90.0), 0.9);
+        assert_eq!(Unit::Centimetre.to_base(7.0), 0.07);
+        assert_eq!(Unit::Minute.convert_from(90.0, Unit::Second), Some(1.5));
     }
 }

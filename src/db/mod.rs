@@ -4,6 +4,7 @@
 //! [`DbError::Conflict`] here, at the repository boundary.
 
 pub mod audits;
+pub mod catalog;
 pub mod changes;
 pub mod directory;
 pub mod entity;

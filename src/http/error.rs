@@ -56,6 +56,10 @@ pub struct Problem {
     /// For 422: every invalid field or checklist item.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Members specific to the problem, e.g. `current_version` on 412.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Everything a handler can fail with.
@@ -69,6 +73,10 @@ pub enum ApiError {
         detail: String,
         /// Seconds, sent as `Retry-After` (429, 503).
         retry_after: Option<u64>,
+        /// Extra members of the problem document.
+        extensions: serde_json::Map<String, serde_json::Value>,
+        /// Extra response headers (`ETag` with 412, …).
+        headers: Vec<(header::HeaderName, HeaderValue)>,
     },
     /// 422 with every invalid field.
     #[error("validation failed: {0:?}")]
@@ -86,7 +94,36 @@ impl ApiError {
             code,
             detail: detail.into(),
             retry_after: None,
+            extensions: serde_json::Map::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds `Retry-After: secs`.
+    #[must_use]
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        if let Self::Problem { retry_after, .. } = &mut self {
+            *retry_after = Some(secs);
+        }
+        self
+    }
+
+    /// Adds a member to the problem document.
+    #[must_use]
+    pub fn with(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        if let Self::Problem { extensions, .. } = &mut self {
+            extensions.insert(name.to_owned(), value.into());
+        }
+        self
+    }
+
+    /// Adds a response header.
+    #[must_use]
+    pub fn header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        if let Self::Problem { headers, .. } = &mut self {
+            headers.push((name, value));
+        }
+        self
     }
 
     /// 404 for a resource the caller cannot see (or that does not exist:
@@ -152,14 +189,19 @@ pub fn problem_response(
     detail: Option<String>,
     errors: Vec<FieldError>,
 ) -> Response {
-    let body = Problem {
+    problem_document(Problem {
         type_uri: format!("urn:dostup:problem:{code}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
         code: code.to_owned(),
         detail,
         errors,
-    };
+        extensions: serde_json::Map::new(),
+    })
+}
+
+fn problem_document(body: Problem) -> Response {
+    let status = StatusCode::from_u16(body.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let mut response = (status, json).into_response();
     response
@@ -174,21 +216,34 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?err, "request failed");
         }
         let (status, code, detail) = self.parts();
-        let (errors, retry_after) = match self {
-            Self::Validation(errors) => (errors, None),
-            Self::Problem { retry_after, .. } => (Vec::new(), retry_after),
-            Self::Internal(_) => (Vec::new(), None),
+        let (errors, retry_after, extensions, headers) = match self {
+            Self::Validation(errors) => (errors, None, serde_json::Map::new(), Vec::new()),
+            Self::Problem {
+                retry_after,
+                extensions,
+                headers,
+                ..
+            } => (Vec::new(), retry_after, extensions, headers),
+            Self::Internal(_) => (Vec::new(), None, serde_json::Map::new(), Vec::new()),
         };
-        let mut response = problem_response(status, code, detail, errors);
+        let mut response = problem_document(Problem {
+            type_uri: format!("urn:dostup:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            code: code.to_owned(),
+            detail,
+            errors,
+            extensions,
+        });
+        let out = response.headers_mut();
+        for (name, value) in headers {
+            out.insert(name, value);
+        }
         if let Some(secs) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            out.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            out.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -222,12 +277,12 @@ impl From<AuthError> for ApiError {
             AuthError::RefreshTokenReused => {
                 Self::unauthorized("refresh-token-reused", err.to_string())
             }
-            AuthError::TooManyAttempts(wait) => Self::Problem {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                code: "too-many-login-attempts",
-                detail: err.to_string(),
-                retry_after: Some(wait.as_secs().max(1)),
-            },
+            AuthError::TooManyAttempts(wait) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-login-attempts",
+                err.to_string(),
+            )
+            .retry_after(wait.as_secs().max(1)),
             AuthError::Db(db) => db.into(),
             AuthError::Internal(msg) => Self::Internal(anyhow::anyhow!(msg)),
         }

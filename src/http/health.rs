@@ -38,12 +38,12 @@ async fn live() -> Json<Health> {
 async fn ready(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     crate::db::ping(&state.db).await.map_err(|err| {
         tracing::warn!(error = %err, "readiness check failed");
-        ApiError::Problem {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "database-unavailable",
-            detail: "the database does not answer".to_owned(),
-            retry_after: Some(5),
-        }
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database-unavailable",
+            "the database does not answer",
+        )
+        .retry_after(5)
     })?;
     Ok(Json(Health { status: "ok" }))
 }

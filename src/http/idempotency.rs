@@ -22,7 +22,12 @@ pub const HEADER: &str = "idempotency-key";
 /// Set on replayed responses.
 pub const REPLAYED: &str = "idempotent-replayed";
 /// Headers kept with a stored response.
-const KEPT_HEADERS: [HeaderName; 4] = [header::CONTENT_TYPE, header::ETAG, header::LOCATION, header::RETRY_AFTER];
+const KEPT_HEADERS: [HeaderName; 4] = [
+    header::CONTENT_TYPE,
+    header::ETAG,
+    header::LOCATION,
+    header::RETRY_AFTER,
+];
 /// Largest response stored for replay.
 const MAX_STORED_RESPONSE: usize = 8 * 1024 * 1024;
 
@@ -74,7 +79,11 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
 
     match idempotency::claim(&state.db, user.user_id, &key, &hash).await? {
         Claim::Fresh => {}
-        Claim::Replay { status, headers, body } => return Ok(replay(status, &headers, body)),
+        Claim::Replay {
+            status,
+            headers,
+            body,
+        } => return Ok(replay(status, &headers, body)),
         Claim::Mismatch => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -83,12 +92,12 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
             ));
         }
         Claim::InProgress => {
-            return Err(ApiError::Problem {
-                status: StatusCode::CONFLICT,
-                code: "idempotency-key-in-progress",
-                detail: "the first request with this Idempotency-Key is still running".to_owned(),
-                retry_after: Some(1),
-            });
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-progress",
+                "the first request with this Idempotency-Key is still running",
+            )
+            .retry_after(1));
         }
     }
 
@@ -100,7 +109,9 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         Ok(bytes) => bytes,
         Err(err) => {
             idempotency::release(&state.db, user.user_id, &key).await?;
-            return Err(ApiError::Internal(anyhow::anyhow!("response not buffered: {err}")));
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "response not buffered: {err}"
+            )));
         }
     };
     let text = String::from_utf8(bytes.to_vec());
@@ -130,7 +141,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn request_hash(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap, body: &[u8]) -> String {
+fn request_hash(
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> String {
     let mut hasher = Sha256::new();
     hasher.update(method.as_str());
     hasher.update(b" ");
@@ -141,7 +157,11 @@ fn request_hash(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap, bod
     }
     hasher.update(b"\n");
     hasher.update(body);
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn kept_headers(headers: &HeaderMap) -> String {

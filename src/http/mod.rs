@@ -3,13 +3,17 @@
 //! limits, panic capture) and serves the OpenAPI document and its viewer.
 //! Handlers live in one module per resource.
 
+pub mod audits;
 pub mod auth;
+pub mod checklists;
 pub mod error;
 pub mod extract;
 mod health;
+pub mod idempotency;
 pub mod institutions;
 pub mod organisations;
 pub mod pagination;
+pub mod sync;
 pub mod users;
 mod validate;
 
@@ -33,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::Sessions;
+use crate::catalogs::Catalogs;
 use crate::config::Settings;
 use error::problem_response;
 
@@ -40,9 +45,10 @@ use error::problem_response;
 pub const API_PREFIX: &str = "/api/v1";
 
 /// Shared state of all handlers; cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    pub catalogs: Arc<Catalogs>,
     pub sessions: Arc<Sessions>,
     pub settings: Arc<Settings>,
 }
@@ -60,6 +66,8 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         (name = "auth", description = "Logins, tokens and the current user"),
         (name = "directory", description = "Regions' institutions, their sites, organisations"),
         (name = "users", description = "Accounts (admins)"),
+        (name = "checklists", description = "Checklists and methodologies for offline work"),
+        (name = "audits", description = "Field audits, answers, submission and sync"),
         (name = "health", description = "Probes")
     )
 )]
@@ -81,6 +89,9 @@ impl Modify for BearerAuth {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
+        .merge(audits::router())
+        .merge(checklists::router())
+        .merge(sync::router())
         .merge(institutions::router())
         .merge(organisations::router())
         .merge(users::router())
@@ -121,6 +132,7 @@ pub fn app(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(CompressionLayer::new())
         .layer(cors(&state.settings.cors_origins))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));
     api_router
         .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
@@ -154,8 +166,14 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_TYPE,
             header::IF_MATCH,
             header::IF_NONE_MATCH,
+            HeaderName::from_static(idempotency::HEADER),
         ])
-        .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            HeaderName::from_static(idempotency::REPLAYED),
+        ])
 }
 
 async fn not_found() -> Response {

@@ -126,6 +126,7 @@ impl TestApp {
         let mut settings = Settings::for_data_dir(dir.path());
         settings.database_url = db.url.clone();
         settings.bind = "127.0.0.1:0".parse().expect("addr");
+        settings.checklists_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists");
         configure(&mut settings);
         let bind = settings.bind;
         let state = build_state(settings).await.expect("state builds");
@@ -213,4 +214,49 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     assert_eq!(body["status"], status.as_u16());
     assert_eq!(body["type"], format!("urn:dostup:problem:{code}"));
     body
+}
+
+/// Sends a request and returns status, headers and JSON body (Null when empty).
+pub async fn call(request: RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, headers, body)
+}
+
+impl TestApp {
+    /// The first site of the demo institution whose name contains `name_part`.
+    pub async fn demo_site(&self, token: &str, name_part: &str) -> String {
+        let list: Value = self
+            .get("/api/v1/institutions")
+            .query(&[("text", name_part)])
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        let institution = list["items"][0]["id"]
+            .as_str()
+            .expect("institution")
+            .to_owned();
+        let sites: Value = self
+            .get(&format!("/api/v1/institutions/{institution}/sites"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        sites["items"][0]["id"].as_str().expect("site").to_owned()
+    }
 }

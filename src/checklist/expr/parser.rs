@@ -1,6 +1,8 @@
 //! Recursive-descent parser. Precedence, loosest first: `||`, `&&`, `!`, comparisons and
 //! `in`, `+ -`, `* /`, unary `-`. Comparisons do not chain (`a < b < c` is an error).
-//! Nesting is bounded by [`MAX_DEPTH`] so hostile input cannot overflow the stack.
+//! Nesting is bounded by [`MAX_DEPTH`] and the depth of the resulting tree by
+//! [`MAX_TREE_DEPTH`], so hostile input cannot overflow the stack of the parser, the
+//! checker or the evaluator (all three recurse over the tree).
 
 use super::ExprError;
 use super::ast::{Ast, BinOp, Node};
@@ -14,6 +16,13 @@ pub(crate) const MAX_DEPTH: usize = 48;
 /// left-deep trees, so this bounds the depth the checker and evaluator recurse to.
 pub(crate) const MAX_OPERANDS: usize = 64;
 
+/// Deepest syntax tree accepted. Parentheses alone are bounded by [`MAX_DEPTH`], but each
+/// level may also hold left-deep chains of up to [`MAX_OPERANDS`] operands per operator
+/// precedence, so without this bound a 4 KiB expression builds a tree about 2000 levels
+/// deep that the checker and evaluator walk recursively (over 512 KiB of stack in a debug
+/// build). Real rules are a few levels deep.
+pub(crate) const MAX_TREE_DEPTH: usize = 200;
+
 /// Parses a complete expression.
 pub(crate) fn parse(src: &str) -> Result<Node, ExprError> {
     let tokens = tokenize(src)?;
@@ -24,12 +33,44 @@ pub(crate) fn parse(src: &str) -> Result<Node, ExprError> {
     };
     let node = p.or()?;
     match p.peek() {
-        Tok::Eof => Ok(node),
+        Tok::Eof => {
+            check_tree_depth(&node)?;
+            Ok(node)
+        }
         other => Err(p.error(format!(
             "expected an operator or end of expression, found {}",
             other.describe()
         ))),
     }
+}
+
+/// Rejects trees deeper than [`MAX_TREE_DEPTH`], walking them without recursion.
+fn check_tree_depth(root: &Node) -> Result<(), ExprError> {
+    let mut stack = vec![(root, 1usize)];
+    while let Some((node, depth)) = stack.pop() {
+        if depth > MAX_TREE_DEPTH {
+            return Err(ExprError::new(
+                node.pos,
+                format!(
+                    "expression nested deeper than {MAX_TREE_DEPTH} levels of operators; split it into simpler rules"
+                ),
+            ));
+        }
+        match &node.ast {
+            Ast::Not(inner) | Ast::Neg(inner) => stack.push((inner, depth + 1)),
+            Ast::Binary(_, l, r) => {
+                stack.push((l, depth + 1));
+                stack.push((r, depth + 1));
+            }
+            Ast::In(l, list) => {
+                stack.push((l, depth + 1));
+                stack.extend(list.iter().map(|n| (n, depth + 1)));
+            }
+            Ast::Call { args, .. } => stack.extend(args.iter().map(|n| (n, depth + 1))),
+            Ast::Num { .. } | Ast::Str(_) | Ast::Bool(_) | Ast::Ref { .. } => {}
+        }
+    }
+    Ok(())
 }
 
 struct Parser {
@@ -405,5 +446,26 @@ mod tests {
         assert!(parse(&deep).is_err());
         let negs = "-".repeat(10_000) + "1";
         assert!(parse(&negs).is_err());
+    }
+
+    /// Regression: chains inside every parenthesis level used to build a tree about 2000
+    /// levels deep from 4 KiB of text, which the checker and evaluator recurse over.
+    #[test]
+    fn tree_depth_is_bounded_for_chains_inside_parentheses() {
+        let mut deep = String::from("a");
+        for _ in 0..40 {
+            deep = format!("({deep}{})", " + a".repeat(20));
+        }
+        deep.push_str(" >= 1");
+        assert!(deep.len() < super::super::lexer::MAX_LEN);
+        let e = parse(&deep).err().map(|e| e.message);
+        assert!(
+            e.as_deref()
+                .is_some_and(|m| m.contains("nested deeper than 200 levels")),
+            "{e:?}"
+        );
+        // A long but shallow rule is fine.
+        let wide = vec!["a >= 1"; 64].join(" && ");
+        assert!(parse(&wide).is_ok());
     }
 }

@@ -75,9 +75,10 @@ pub struct NokScore<'a> {
     pub p3_1: Option<f64>,
     /// Indicator 3.2, capped.
     pub p3_2: Option<f64>,
-    /// Indicator 3.3 from the survey.
+    /// Indicator 3.3 from the survey, rounded half up to two decimals.
     pub p3_3: Option<f64>,
-    /// K3, rounded to two decimals; `null` when any indicator is unknown.
+    /// K3, computed exactly and rounded half up to two decimals; `null` when any
+    /// indicator is unknown.
     pub k3: Option<f64>,
     /// Survey counts used.
     pub survey: Option<Survey>,
@@ -119,20 +120,62 @@ pub(crate) fn conditions<'a>(
 
 /// An indicator from conditions: known when its lower and upper bounds agree.
 fn indicator(results: &[ConditionResult<'_>], list: &[Condition], cap: f64) -> Option<f64> {
-    let low: f64 = results.iter().map(|c| c.points).sum();
-    let unknown: f64 = results
+    let met = results.iter().map(|c| c.points);
+    let unknown = results
         .iter()
         .zip(list)
         .filter(|(c, _)| c.status == Tri::Unknown)
-        .map(|(_, d)| d.points)
-        .sum();
-    let (low, high) = (low.min(cap), (low + unknown).min(cap));
-    (low == high).then_some(low)
+        .map(|(_, d)| d.points);
+    let cap = to_units(cap, HUNDREDTHS);
+    let low = sum_units(met, HUNDREDTHS);
+    let high = low.saturating_add(sum_units(unknown, HUNDREDTHS));
+    let (low, high) = (low.min(cap), high.min(cap));
+    (low == high).then(|| from_units(low, HUNDREDTHS))
 }
 
-/// Rounds to two decimals, the precision ratings are published with.
-pub(crate) fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
+// Exact arithmetic. Scores are published with two decimals and must come out exactly:
+// 0.3·60 + 0.4·80 + 0.3·70 is 70.99999999999999 in floating point, and 23 of 160 is
+// 14.374999999999998 %, which rounds the wrong way. So indicators are held in integer
+// hundredths, weights in integer millionths, P3.3 is computed from the counts, and each
+// result is rounded once, half up. The results are the doubles nearest to those decimals.
+
+/// Indicator values are published in hundredths.
+const HUNDREDTHS: i128 = 100;
+/// Weights are read to six decimals (0.3, 0.25, 0.125 are exact).
+const MILLIONTHS: i128 = 1_000_000;
+
+/// `x` in units of `1/scale`, rounded half away from zero; saturates for absurd values
+/// (a YAML cap of 1e300), so no input can overflow.
+fn to_units(x: f64, scale: i128) -> i128 {
+    // `as` from f64 saturates and maps NaN to 0; loaders reject non-finite numbers anyway.
+    (x * scale as f64).round() as i128
+}
+
+fn from_units(units: i128, scale: i128) -> f64 {
+    // Scores are far below 2^53, so both conversions are exact and the division rounds once.
+    units as f64 / scale as f64
+}
+
+fn sum_units(xs: impl Iterator<Item = f64>, scale: i128) -> i128 {
+    xs.map(|x| to_units(x, scale)).fold(0, i128::saturating_add)
+}
+
+/// `n / d` rounded half up, for `n >= 0`, `d > 0`.
+fn div_half_up(n: i128, d: i128) -> i128 {
+    n.saturating_add(d / 2).div_euclid(d.max(1))
+}
+
+/// Sum of points (a points scheme), exact to six decimals: 0.1 + 0.2 is 0.3.
+pub(crate) fn sum_points(xs: impl Iterator<Item = f64>) -> f64 {
+    from_units(sum_units(xs, MILLIONTHS), MILLIONTHS)
+}
+
+/// P3.3 = satisfied / respondents × 100, in hundredths rounded half up.
+fn share(satisfied: u64, respondents: u64) -> f64 {
+    // u64 · 20 000 fits in u128; respondents > 0 here, `max(1)` keeps it obvious.
+    let (s, n) = (u128::from(satisfied), u128::from(respondents).max(1));
+    let hundredths = (s * 20_000 + n) / (2 * n);
+    from_units(i128::try_from(hundredths).unwrap_or(i128::MAX), HUNDREDTHS)
 }
 
 pub(crate) fn compute<'a>(
@@ -166,15 +209,10 @@ pub(crate) fn compute<'a>(
             ZeroRespondents::Zero => Some(0.0),
             ZeroRespondents::Full => Some(100.0),
         },
-        // Counts are far below 2^53, so the conversions are exact.
-        Some(s) => Some(round2(
-            s.disabled_satisfied as f64 / s.disabled_respondents as f64 * 100.0,
-        )),
+        Some(s) => Some(share(s.disabled_satisfied, s.disabled_respondents)),
     };
     let k3 = match (p3_1, p3_2, p3_3) {
-        (Some(a), Some(b), Some(c)) => Some(round2(
-            nok.weights[0] * a + nok.weights[1] * b + nok.weights[2] * c,
-        )),
+        (Some(a), Some(b), Some(c)) => Some(k3(nok.weights, [a, b, c])),
         _ => None,
     };
     NokScore {
@@ -189,8 +227,42 @@ pub(crate) fn compute<'a>(
     }
 }
 
-/// K3 from indicator values, for tests and the rating: `w·(p3_1, p3_2, p3_3)` rounded.
+/// K3 from indicator values, for tests and the rating: `w·(p3_1, p3_2, p3_3)` with the
+/// indicators taken to two decimals and the weights to six, computed exactly and rounded
+/// half up to two decimals (`k3([0.3, 0.4, 0.3], [60, 80, 70])` is exactly 71).
 #[must_use]
 pub fn k3(weights: [f64; 3], p: [f64; 3]) -> f64 {
-    round2(weights[0] * p[0] + weights[1] * p[1] + weights[2] * p[2])
+    let sum = weights
+        .iter()
+        .zip(p)
+        .map(|(w, p)| to_units(*w, MILLIONTHS).saturating_mul(to_units(p, HUNDREDTHS)))
+        .fold(0, i128::saturating_add);
+    from_units(div_half_up(sum, MILLIONTHS), HUNDREDTHS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: P3.3 was `(s / n * 100 * 100).round() / 100` in floating point, so
+    /// 23 of 160 (exactly 14.375 %) gave 14.37.
+    #[test]
+    fn shares_round_half_up_exactly() {
+        assert_eq!(share(23, 160), 14.38);
+        assert_eq!(share(7, 10), 70.0);
+        assert_eq!(share(1, 3), 33.33);
+        assert_eq!(share(2, 3), 66.67);
+        assert_eq!(share(u64::MAX, u64::MAX), 100.0);
+    }
+
+    /// Regression: K3 was rounded from a floating-point sum, so 0.3 · 46.15 = 13.845
+    /// (13.844999999999999 in floating point) gave 13.84.
+    #[test]
+    fn k3_is_exact_and_rounds_half_up() {
+        assert_eq!(k3([0.3, 0.4, 0.3], [60.0, 80.0, 70.0]), 71.0);
+        assert_eq!(k3([0.3, 0.4, 0.3], [0.0, 0.0, 46.15]), 13.85);
+        assert_eq!(k3([0.3, 0.4, 0.3], [100.0, 100.0, 100.0]), 100.0);
+        assert!(k3([0.3, 0.4, 0.3], [1e300, 0.0, 0.0]) > 0.0);
+        assert_eq!(sum_points([0.1, 0.2].into_iter()), 0.3);
+    }
 }

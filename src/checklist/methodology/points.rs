@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Points;
-use super::nok::{ConditionResult, Tri, conditions};
+use super::nok::{ConditionResult, Tri, conditions, sum_points};
 use crate::checklist::catalog::Catalog;
 use crate::checklist::evaluate::Resolved;
 
@@ -26,7 +26,7 @@ pub(crate) fn compute<'a>(
     r: &Resolved<'a>,
 ) -> PointsScore<'a> {
     let entries = conditions(catalog, &points.entries, r);
-    let known_points: f64 = entries.iter().map(|e| e.points).sum();
+    let known_points = sum_points(entries.iter().map(|e| e.points));
     let total = entries
         .iter()
         .all(|e| e.status != Tri::Unknown)

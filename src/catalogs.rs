@@ -1,0 +1,222 @@
+//! The checklist catalogs the service evaluates with: the current release,
+//! loaded from the checklist directory and published at start, and older
+//! releases that audits are pinned to, rebuilt from the database on first
+//! use and kept in memory. Also the prepared JSON mobile clients download.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::checklist::{Catalog, ENGINE_VERSION, LoadErrors, Methodology};
+use crate::db::DbError;
+use crate::db::catalog::{self, PublishError};
+
+/// Why the catalog could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("checklists in {dir} do not lint:\n{errors}\n{count} error(s)")]
+    Lint {
+        dir: String,
+        errors: LoadErrors,
+        count: usize,
+    },
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("release {0} is not stored")]
+    UnknownRelease(String),
+    #[error("stored release {hash} no longer loads:\n{errors}")]
+    BrokenRelease { hash: String, errors: LoadErrors },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A JSON document prepared once, with its strong ETag.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub json: Bytes,
+    /// Quoted, ready for the `ETag` header.
+    pub etag: String,
+}
+
+impl Prepared {
+    /// Serialises `value` and computes its ETag.
+    #[must_use]
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        let json = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        let digest = Sha256::digest(&json);
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        Self {
+            json,
+            etag: format!("\"{hex}\""),
+        }
+    }
+}
+
+/// The current catalog and its release, plus older releases on demand.
+pub struct Catalogs {
+    current: Arc<Catalog>,
+    release: String,
+    db: DatabaseConnection,
+    older: Mutex<HashMap<String, Arc<Catalog>>>,
+    compiled: HashMap<(String, String), Prepared>,
+    bundles: HashMap<String, Prepared>,
+}
+
+impl std::fmt::Debug for Catalogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalogs")
+            .field("release", &self.release)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalogs {
+    /// Loads `dir`, refuses it unless it lints, publishes its versions and
+    /// prepares the downloads.
+    ///
+    /// # Errors
+    /// Lint errors (every one, with file:line:column), a version whose
+    /// content changed without a bump, or a database failure.
+    pub async fn publish_dir(db: &DatabaseConnection, dir: &Path) -> Result<Self, CatalogError> {
+        let lint = |errors: LoadErrors| CatalogError::Lint {
+            dir: dir.display().to_string(),
+            count: errors.errors.len(),
+            errors,
+        };
+        let files = Catalog::read_files(dir).map_err(lint)?;
+        let catalog = Catalog::from_files(&files).map_err(lint)?;
+        let release = catalog::publish(db, dir, &files, &catalog).await?;
+        let compiled = catalog
+            .checklists()
+            .iter()
+            .map(|c| {
+                let value = serde_json::to_value(c.compiled()).unwrap_or_default();
+                (
+                    (c.id().to_owned(), c.version().to_owned()),
+                    Prepared::from_value(&value),
+                )
+            })
+            .collect();
+        let bundles = catalog
+            .methodologies()
+            .iter()
+            .map(|m| {
+                (
+                    m.id().to_owned(),
+                    Prepared::from_value(&bundle(&catalog, m, &release)),
+                )
+            })
+            .collect();
+        Ok(Self {
+            current: Arc::new(catalog),
+            release,
+            db: db.clone(),
+            older: Mutex::new(HashMap::new()),
+            compiled,
+            bundles,
+        })
+    }
+
+    /// The catalog loaded at start.
+    #[must_use]
+    pub fn current(&self) -> &Arc<Catalog> {
+        &self.current
+    }
+
+    /// Hash of the current release.
+    #[must_use]
+    pub fn release(&self) -> &str {
+        &self.release
+    }
+
+    /// The prepared compiled form of a current checklist version.
+    #[must_use]
+    pub fn compiled(&self, id: &str, version: &str) -> Option<&Prepared> {
+        self.compiled.get(&(id.to_owned(), version.to_owned()))
+    }
+
+    /// The prepared bundle of a current methodology.
+    #[must_use]
+    pub fn bundle(&self, methodology: &str) -> Option<&Prepared> {
+        self.bundles.get(methodology)
+    }
+
+    /// The catalog of any stored release.
+    ///
+    /// # Errors
+    /// The release is unknown or its stored files no longer load.
+    pub async fn for_release(&self, hash: &str) -> Result<Arc<Catalog>, CatalogError> {
+        if hash == self.release {
+            return Ok(Arc::clone(&self.current));
+        }
+        if let Some(found) = self.cached(hash) {
+            return Ok(found);
+        }
+        let files = catalog::release_files(&self.db, hash)
+            .await?
+            .ok_or_else(|| CatalogError::UnknownRelease(hash.to_owned()))?;
+        let rebuilt =
+            Catalog::from_files(&files).map_err(|errors| CatalogError::BrokenRelease {
+                hash: hash.to_owned(),
+                errors,
+            })?;
+        let rebuilt = Arc::new(rebuilt);
+        if let Ok(mut older) = self.older.lock() {
+            older.insert(hash.to_owned(), Arc::clone(&rebuilt));
+        }
+        Ok(rebuilt)
+    }
+
+    fn cached(&self, hash: &str) -> Option<Arc<Catalog>> {
+        self.older.lock().ok()?.get(hash).cloned()
+    }
+
+    /// The release to pin for `methodology` at `version`: the current one
+    /// when it has that version, otherwise the newest stored release that
+    /// does. `None` when no release has it.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub async fn release_with(
+        &self,
+        methodology: &str,
+        version: &str,
+    ) -> Result<Option<String>, CatalogError> {
+        if self
+            .current
+            .methodology(methodology)
+            .is_some_and(|m| m.version() == version)
+        {
+            return Ok(Some(self.release.clone()));
+        }
+        let releases = catalog::releases(&self.db).await?;
+        Ok(releases
+            .into_iter()
+            .find(|(_, members)| {
+                members
+                    .iter()
+                    .any(|m| m.kind == "methodology" && m.id == methodology && m.version == version)
+            })
+            .map(|(hash, _)| hash))
+    }
+}
+
+/// Everything a client needs to audit with one methodology.
+fn bundle(catalog: &Catalog, methodology: &Methodology, release: &str) -> serde_json::Value {
+    json!({
+        "methodology": {
+            "id": methodology.id(),
+            "version": methodology.version(),
+            "title": methodology.title(),
+            "kind": methodology.kind_name(),
+        },
+        "release": release,
+        "engine_version": ENGINE_VERSION,
+        "checklists": catalog.checklists().iter().map(|c| c.compiled()).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,654 @@
+//! Field audits as a volunteer's phone drives them on a flaky network:
+//! idempotent creation, answer batches under If-Match, validation,
+//! submission, scope, sync and Idempotency-Key replays.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{TestApp, assert_problem, call};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn put_audit(app: &TestApp, token: &str, id: &str, body: &Value) -> reqwest::RequestBuilder {
+    app.request(Method::PUT, &format!("/api/v1/audits/{id}"))
+        .bearer_auth(token)
+        .json(body)
+}
+
+fn patch(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    version: Option<&str>,
+    answers: Value,
+) -> reqwest::RequestBuilder {
+    let mut request = app
+        .request(Method::PATCH, &format!("/api/v1/audits/{id}/answers"))
+        .bearer_auth(token)
+        .json(&json!({"answers": answers}));
+    if let Some(v) = version {
+        request = request.header("if-match", v);
+    }
+    request
+}
+
+async fn sync(app: &TestApp, token: &str, cursor: Option<&str>) -> Value {
+    let mut request = app.get("/api/v1/sync").bearer_auth(token);
+    if let Some(c) = cursor {
+        request = request.query(&[("cursor", c)]);
+    }
+    let (status, _, body) = call(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn checklists_and_bundles_download_once_and_revalidate_with_304() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let (status, _, list) = call(app.get("/api/v1/checklists").bearer_auth(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let items = list["items"].as_array().unwrap();
+    let zones: HashSet<&str> = items.iter().map(|c| c["zone"].as_str().unwrap()).collect();
+    for zone in [
+        "territory",
+        "approach",
+        "entrance",
+        "routes",
+        "service",
+        "sanitary",
+        "information",
+    ] {
+        assert!(zones.contains(zone), "zone {zone} covered");
+    }
+    let entrance = items.iter().find(|c| c["id"] == "entrance").unwrap();
+    assert!(
+        entrance["title"]["ru"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .any(|c| ('а'..='я').contains(&c))
+    );
+
+    let path = format!(
+        "/api/v1/checklists/entrance/versions/{}",
+        entrance["version"].as_str().unwrap()
+    );
+    let (status, headers, compiled) = call(app.get(&path).bearer_auth(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["etag"], entrance["etag"].as_str().unwrap());
+    assert_eq!(compiled["id"], "entrance");
+    assert!(
+        compiled["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == "level_entrance")
+    );
+
+    let (status, _, body) = call(
+        app.get(&path)
+            .bearer_auth(&token)
+            .header("if-none-match", entrance["etag"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert_eq!(body, Value::Null, "304 has no body");
+
+    let missing = app
+        .get("/api/v1/checklists/entrance/versions/9.9.9")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(missing, StatusCode::NOT_FOUND, "not-found").await;
+
+    let (_, _, methodologies) = call(app.get("/api/v1/methodologies").bearer_auth(&token)).await;
+    let nok = methodologies["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "nok-344n")
+        .unwrap()
+        .clone();
+    assert_eq!(nok["default"], true);
+    let bundle = app
+        .get("/api/v1/methodologies/nok-344n/bundle")
+        .bearer_auth(&token)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bundle.headers()["content-encoding"],
+        "gzip",
+        "bundles travel compressed"
+    );
+    assert_eq!(
+        bundle.headers()["etag"],
+        nok["bundle_etag"].as_str().unwrap()
+    );
+    let (status, _, bundle) = call(
+        app.get("/api/v1/methodologies/nok-344n/bundle")
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bundle["checklists"].as_array().unwrap().len(), items.len());
+    assert_eq!(bundle["methodology"]["id"], "nok-344n");
+    let (status, _, _) = call(
+        app.get("/api/v1/methodologies/nok-344n/bundle")
+            .bearer_auth(&token)
+            .header("if-none-match", nok["bundle_etag"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn a_scripted_offline_session_reaches_the_second_device() {
+    let app = TestApp::spawn_demo().await;
+    let phone = app.token("volunteer@demo.local").await;
+    let tablet = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&phone, "библиотека").await;
+
+    // The tablet starts following before anything happens.
+    let first = sync(&app, &tablet, None).await;
+    let cursor = first["cursor"].as_str().unwrap().to_owned();
+    assert!(
+        first["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "checklist.published")
+    );
+
+    // Create, lose the response, retry: same audit, 201 then 200.
+    let id = Uuid::new_v4().to_string();
+    let body = json!({"site_id": site, "started_at": "2026-11-20T09:00:00Z"});
+    let (status, headers, created) = call(put_audit(&app, &phone, &id, &body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(headers["etag"], "\"1\"");
+    assert_eq!(created["status"], "draft");
+    assert_eq!(
+        created["methodology"]["id"], "nok-344n",
+        "the default methodology is pinned"
+    );
+    let (status, _, again) = call(put_audit(&app, &phone, &id, &body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["id"], created["id"]);
+    assert_eq!(again["version"], 1);
+    let other_site = app.demo_site(&phone, "музей").await;
+    let conflict = put_audit(&app, &phone, &id, &json!({"site_id": other_site}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(conflict, StatusCode::CONFLICT, "audit-conflict").await;
+
+    // Batch 1.
+    let (status, headers, v2) = call(patch(
+        &app,
+        &phone,
+        &id,
+        Some("\"1\""),
+        json!({"entrance.level_entrance": false, "territory.path_width": 2.5, "territory.path_surface": "hard_even"}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v2}");
+    assert_eq!(headers["etag"], "\"2\"");
+    assert_eq!(v2["answers"]["territory.path_width"], 2.5);
+    assert!(
+        v2["evaluation"]["rules"].as_array().unwrap().len() > 50,
+        "re-evaluated"
+    );
+
+    // Batch 2 from an outdated copy: 412 with the current version…
+    let stale = patch(
+        &app,
+        &phone,
+        &id,
+        Some("\"1\""),
+        json!({"territory.path_width": 1.2}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let body = assert_problem(stale, StatusCode::PRECONDITION_FAILED, "version-mismatch").await;
+    assert_eq!(body["current_version"], 2);
+    // …the client merges and retries on top of version 2.
+    let (status, _, v3) = call(patch(
+        &app,
+        &phone,
+        &id,
+        Some("\"2\""),
+        json!({"territory.path_width": 1.2, "territory.path_surface": null, "entrance_ramp.ramp_present": true}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v3}");
+    assert_eq!(v3["version"], 3);
+    assert_eq!(v3["answers"]["territory.path_width"], 1.2);
+    assert!(
+        v3["answers"].get("territory.path_surface").is_none(),
+        "null clears"
+    );
+    assert_eq!(
+        v3["answers"]["entrance.level_entrance"], false,
+        "earlier answers kept"
+    );
+
+    // Batch 3 with bad values: every one is named, nothing is stored.
+    let bad = patch(
+        &app,
+        &phone,
+        &id,
+        Some("\"3\""),
+        json!({
+            "territory.path_width": "wide",
+            "territory.parking_total": 1e9,
+            "territory.path_surface": "lava",
+            "nowhere.nothing": 1,
+            "entrance.landing_width": {"value": 2, "unit": "percent"}
+        }),
+    )
+    .send()
+    .await
+    .unwrap();
+    let body = assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
+    let mut codes: Vec<(String, String)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![
+            ("entrance.landing_width".into(), "unit-mismatch".into()),
+            ("nowhere.nothing".into(), "unknown-item".into()),
+            ("territory.parking_total".into(), "out-of-range".into()),
+            ("territory.path_surface".into(), "unknown-option".into()),
+            ("territory.path_width".into(), "wrong-type".into()),
+        ]
+    );
+    let (_, headers, unchanged) =
+        call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&phone)).await;
+    assert_eq!(headers["etag"], "\"3\"");
+    assert_eq!(unchanged["answers"]["territory.path_width"], 1.2);
+
+    // No If-Match at all.
+    let blind = patch(&app, &phone, &id, None, json!({"territory.path_width": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        blind,
+        StatusCode::PRECONDITION_REQUIRED,
+        "precondition-required",
+    )
+    .await;
+
+    // Submitting now lists what is missing, answers and photos alike.
+    let incomplete = app
+        .post_json(&format!("/api/v1/audits/{id}/submit"), &json!({}))
+        .bearer_auth(&phone)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(
+        incomplete,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
+    let errors = body["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["code"] == "answer-required" && e["field"] == "territory.parking_total")
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["code"] == "photo-required" && e["field"] == "entrance.level_entrance")
+    );
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["code"] == "answer-required" || e["code"] == "photo-required")
+    );
+
+    // The tablet catches up: creation and both successful batches, in order.
+    let caught_up = sync(&app, &tablet, Some(&cursor)).await;
+    let audit_changes: Vec<(String, i64)> = caught_up["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["data"]["audit_id"] == id.as_str())
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().to_owned(),
+                c["data"]["version"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        audit_changes,
+        vec![
+            ("audit.created".into(), 1),
+            ("audit.updated".into(), 2),
+            ("audit.updated".into(), 3)
+        ]
+    );
+    assert_eq!(caught_up["has_more"], false);
+    let quiet = sync(&app, &tablet, caught_up["cursor"].as_str()).await;
+    assert!(quiet["changes"].as_array().unwrap().is_empty());
+    assert_eq!(
+        quiet["cursor"], caught_up["cursor"],
+        "an empty batch keeps the cursor"
+    );
+}
+
+#[tokio::test]
+async fn audits_are_visible_only_within_scope() {
+    let app = TestApp::spawn_demo().await;
+    let volunteer = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&volunteer, "школа").await;
+    let id = Uuid::new_v4().to_string();
+    let (status, _, _) = call(put_audit(&app, &volunteer, &id, &json!({"site_id": site}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A second volunteer of another organisation.
+    let admin = app.token("admin@demo.local").await;
+    let (status, _, _) = call(app.post_json(
+        "/api/v1/users",
+        &json!({"email": "other@demo.local", "password": "other-password", "role": "volunteer", "region": "48"}),
+    ).bearer_auth(&admin))
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let other = app
+        .login("other@demo.local", "other-password")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let other = other["access_token"].as_str().unwrap().to_owned();
+
+    let path = format!("/api/v1/audits/{id}");
+    let hidden = app.get(&path).bearer_auth(&other).send().await.unwrap();
+    assert_problem(hidden, StatusCode::NOT_FOUND, "not-found").await;
+    let hidden_edit = patch(
+        &app,
+        &other,
+        &id,
+        Some("\"1\""),
+        json!({"territory.path_width": 2}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_problem(hidden_edit, StatusCode::NOT_FOUND, "not-found").await;
+    let taken_id = put_audit(&app, &other, &id, &json!({"site_id": site}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(taken_id, StatusCode::CONFLICT, "audit-conflict").await;
+
+    let coordinator = app.token("coordinator@demo.local").await;
+    assert_eq!(
+        app.get(&path)
+            .bearer_auth(&coordinator)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let reviewer = app.token("reviewer@demo.local").await;
+    let draft_hidden = app.get(&path).bearer_auth(&reviewer).send().await.unwrap();
+    assert_problem(draft_hidden, StatusCode::NOT_FOUND, "not-found").await;
+    assert_eq!(
+        app.get(&path)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    let (_, _, mine) = call(app.get("/api/v1/audits").bearer_auth(&volunteer)).await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let (_, _, theirs) = call(app.get("/api/v1/audits").bearer_auth(&other)).await;
+    assert!(theirs["items"].as_array().unwrap().is_empty());
+    let (_, _, drafts) = call(
+        app.get("/api/v1/audits?status=draft")
+            .bearer_auth(&coordinator),
+    )
+    .await;
+    assert_eq!(drafts["items"].as_array().unwrap().len(), 1);
+    let (_, _, none) = call(
+        app.get("/api/v1/audits?status=submitted")
+            .bearer_auth(&coordinator),
+    )
+    .await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let (_, _, later) = call(
+        app.get("/api/v1/audits?updated_since=2100-01-01T00:00:00Z")
+            .bearer_auth(&volunteer),
+    )
+    .await;
+    assert!(later["items"].as_array().unwrap().is_empty());
+    let bad = app
+        .get("/api/v1/audits?status=finished")
+        .bearer_auth(&volunteer)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad, StatusCode::BAD_REQUEST, "invalid-query").await;
+
+    // Other people's changes never reach this volunteer's sync feed.
+    let feed = sync(&app, &other, None).await;
+    assert!(
+        feed["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["data"]["audit_id"].is_null())
+    );
+
+    // Reviewers and councils do not run audits.
+    let council = app.token("council@demo.local").await;
+    let refused = put_audit(
+        &app,
+        &council,
+        &Uuid::new_v4().to_string(),
+        &json!({"site_id": site}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_problem(refused, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+#[tokio::test]
+async fn bad_creations_name_the_field() {
+    let app = TestApp::spawn_demo().await;
+    let volunteer = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&volunteer, "школа").await;
+    let cases = [
+        (
+            json!({"site_id": Uuid::new_v4()}),
+            "site_id",
+            "unknown-site",
+        ),
+        (
+            json!({"site_id": site, "methodology": {"id": "nok-344n", "version": "0.0.1"}}),
+            "methodology",
+            "unknown-methodology",
+        ),
+        (
+            json!({"site_id": site, "methodology": {"id": "passport-627", "version": "1.0.0"}}),
+            "methodology",
+            "not-a-scoring-methodology",
+        ),
+        (json!({"site_id": "not-a-uuid"}), "site_id", "invalid-value"),
+        (
+            json!({"site_id": site, "colour": "red"}),
+            "colour",
+            "unknown-field",
+        ),
+    ];
+    for (body, field, code) in cases {
+        let response = put_audit(&app, &volunteer, &Uuid::new_v4().to_string(), &body)
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        assert_eq!(problem["errors"][0]["code"], code, "{problem}");
+    }
+    let explicit = put_audit(
+        &app,
+        &volunteer,
+        &Uuid::new_v4().to_string(),
+        &json!({"site_id": site, "methodology": {"id": "example-region-points", "version": "0.1.0"}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        explicit.status(),
+        StatusCode::CREATED,
+        "a points methodology can be chosen"
+    );
+    let bad_id = put_audit(&app, &volunteer, "123", &json!({"site_id": site}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_id, StatusCode::BAD_REQUEST, "invalid-path").await;
+}
+
+#[tokio::test]
+async fn parallel_writes_with_one_version_let_exactly_one_through() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    let id = Uuid::new_v4().to_string();
+    call(put_audit(&app, &token, &id, &json!({"site_id": site}))).await;
+
+    let writers = 16;
+    let requests = (0..writers).map(|i| {
+        let request = patch(
+            &app,
+            &token,
+            &id,
+            Some("\"1\""),
+            json!({"territory.parking_total": i}),
+        );
+        async move { request.send().await.unwrap().status() }
+    });
+    let statuses = futures_statuses(requests).await;
+    let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let stale = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
+        .count();
+    assert_eq!(won, 1, "{statuses:?}");
+    assert_eq!(stale, writers - 1, "{statuses:?}");
+
+    let (_, _, audit) = call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
+    assert_eq!(audit["version"], 2, "one write, one version bump");
+    let feed = sync(&app, &token, None).await;
+    let updates = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "audit.updated")
+        .count();
+    assert_eq!(updates, 1, "no phantom changes from losers");
+}
+
+async fn futures_statuses<F: std::future::Future<Output = StatusCode> + Send + 'static>(
+    requests: impl Iterator<Item = F>,
+) -> Vec<StatusCode> {
+    let handles: Vec<_> = requests.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_instead_of_repeating() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "школа").await;
+    let id = Uuid::new_v4().to_string();
+    call(put_audit(&app, &token, &id, &json!({"site_id": site}))).await;
+
+    let send = |key: &str, answers: Value| {
+        patch(&app, &token, &id, Some("\"1\""), answers).header("idempotency-key", key.to_owned())
+    };
+    let (status, _, first) = call(send("batch-1", json!({"territory.parking_total": 10}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["version"], 2);
+    // The phone never saw the answer and retries: the stored answer comes
+    // back, with no second version bump (a real second write would be 412).
+    let (status, headers, replay) =
+        call(send("batch-1", json!({"territory.parking_total": 10}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(headers["etag"], "\"2\"");
+    assert_eq!(replay, first);
+    let (_, _, audit) = call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
+    assert_eq!(audit["version"], 2);
+
+    let misuse = send("batch-1", json!({"territory.parking_total": 11}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        misuse,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+    )
+    .await;
+
+    // Keys belong to their user: the coordinator's identical key is fresh.
+    let coordinator = app.token("coordinator@demo.local").await;
+    let theirs = patch(
+        &app,
+        &coordinator,
+        &id,
+        Some("\"2\""),
+        json!({"territory.parking_total": 12}),
+    )
+    .header("idempotency-key", "batch-1")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(theirs.status(), StatusCode::OK);
+
+    // Errors are replayed too, so a retried bad batch stays bad.
+    let (status, _, _) = call(send("bad", json!({"territory.parking_total": "x"}))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    let (status, headers, _) = call(send("bad", json!({"territory.parking_total": "x"}))).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(headers["idempotent-replayed"], "true");
+}

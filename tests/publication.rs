@@ -1,0 +1,150 @@
+//! Checklist versions are published once and never change; old versions stay
+//! available; a catalog that does not lint keeps the service from starting.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{TestDatabase, call};
+use dostup::config::Settings;
+use dostup::server::build_state;
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn copy_checklists(to: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists");
+    for sub in ["", "methodology"] {
+        std::fs::create_dir_all(to.join(sub)).unwrap();
+        for entry in std::fs::read_dir(from.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                std::fs::copy(&path, to.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+}
+
+fn settings(dir: &Path, database: &TestDatabase, checklists: PathBuf) -> Settings {
+    let mut settings = Settings::for_data_dir(dir);
+    settings.database_url = database.url.clone();
+    settings.checklists_dir = checklists;
+    settings
+}
+
+#[tokio::test]
+async fn a_changed_file_needs_a_version_bump_and_old_versions_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(dir.path()).await;
+    let checklists = dir.path().join("checklists");
+    copy_checklists(&checklists);
+    let first = build_state(settings(dir.path(), &database, checklists.clone()))
+        .await
+        .unwrap();
+    let first_release = first.catalogs.release().to_owned();
+
+    // An expert edits the lift checklist but forgets the version.
+    let lifts = checklists.join("lifts.yaml");
+    let text = std::fs::read_to_string(&lifts).unwrap();
+    let version_line = text
+        .lines()
+        .find(|l| l.starts_with("version:"))
+        .unwrap()
+        .to_owned();
+    let edited = text.replacen("title:", "# cabin size rechecked\ntitle:", 1);
+    std::fs::write(&lifts, &edited).unwrap();
+    let refused = build_state(settings(dir.path(), &database, checklists.clone()))
+        .await
+        .unwrap_err();
+    let message = format!("{refused:#}");
+    assert!(message.contains("checklist `lifts`"), "{message}");
+    assert!(
+        message.contains("bump `version` in lifts.yaml"),
+        "{message}"
+    );
+
+    // With the bump the new version is published beside the old one.
+    std::fs::write(&lifts, edited.replacen(&version_line, "version: 9.0.0", 1)).unwrap();
+    let second = build_state(settings(dir.path(), &database, checklists.clone()))
+        .await
+        .unwrap();
+    assert_ne!(second.catalogs.release(), first_release);
+    let old_version = version_line
+        .trim_start_matches("version:")
+        .trim()
+        .to_owned();
+
+    let server =
+        dostup::server::Server::bind_with_state("127.0.0.1:0".parse().unwrap(), second.clone())
+            .await
+            .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run(std::future::pending()));
+    dostup::demo::seed(&second.db).await.unwrap();
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&json!({"email": "volunteer@demo.local", "password": "demo-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    for version in [old_version.as_str(), "9.0.0"] {
+        let (status, _, body) = call(
+            client
+                .get(format!(
+                    "http://{addr}/api/v1/checklists/lifts/versions/{version}"
+                ))
+                .bearer_auth(token),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "version {version}: {body}");
+        assert_eq!(body["version"], version);
+    }
+    let (_, _, list) = call(
+        client
+            .get(format!("http://{addr}/api/v1/checklists"))
+            .bearer_auth(token),
+    )
+    .await;
+    let lifts = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "lifts")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        lifts["version"], "9.0.0",
+        "the list shows the current version"
+    );
+
+    // The old release can still be rebuilt for audits pinned to it.
+    let old = second.catalogs.for_release(&first_release).await.unwrap();
+    assert_eq!(old.checklist("lifts").unwrap().version(), old_version);
+}
+
+#[tokio::test]
+async fn broken_checklists_keep_the_service_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(dir.path()).await;
+    let checklists = dir.path().join("checklists");
+    copy_checklists(&checklists);
+    let entrance = checklists.join("entrance.yaml");
+    let text = std::fs::read_to_string(&entrance).unwrap();
+    std::fs::write(&entrance, text.replacen("items:", "itmes:", 1)).unwrap();
+    let err = build_state(settings(dir.path(), &database, checklists))
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("do not lint"), "{message}");
+    assert!(
+        message.contains("entrance.yaml:"),
+        "names the file and line: {message}"
+    );
+    assert!(message.contains("itmes"), "{message}");
+}
