@@ -48,6 +48,14 @@ pub struct FileConfig {
     pub refresh_token_ttl_secs: Option<u64>,
     pub login_attempts_per_minute: Option<u32>,
     pub trust_forwarded_for: Option<bool>,
+    pub storage: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub photo_max_bytes: Option<u64>,
+    pub photo_max_distance_m: Option<f64>,
+    pub upload_expiry_secs: Option<u64>,
+    pub blob_grace_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -83,6 +91,27 @@ pub struct Overrides {
     pub login_attempts_per_minute: Option<u32>,
     pub trust_forwarded_for: Option<bool>,
     pub token_secret: Option<String>,
+    pub storage: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_bucket: Option<String>,
+    /// From the environment only.
+    pub s3_access_key: Option<String>,
+    /// From the environment only.
+    pub s3_secret_key: Option<String>,
+    pub photo_max_bytes: Option<u64>,
+    pub photo_max_distance_m: Option<f64>,
+    pub upload_expiry_secs: Option<u64>,
+    pub blob_grace_secs: Option<u64>,
+}
+
+/// Where photos are stored.
+#[derive(Clone, Debug)]
+pub enum StorageSettings {
+    /// A directory (default: `<data-dir>/objects`).
+    Fs(PathBuf),
+    /// An S3-compatible bucket.
+    S3(crate::storage::S3Config),
 }
 
 /// Fully resolved settings of one service process.
@@ -102,6 +131,15 @@ pub struct Settings {
     /// Key for signing access tokens; `None` lets the service use (and create)
     /// a key file in the data directory.
     pub token_secret: Option<String>,
+    pub storage: StorageSettings,
+    /// Largest photo accepted, in bytes.
+    pub photo_max_bytes: u64,
+    /// Photos taken farther than this from the site are flagged.
+    pub photo_max_distance_m: f64,
+    /// Unfinished resumable uploads are deleted after this long.
+    pub upload_expiry: Duration,
+    /// Blobs no photo references are deleted after this long.
+    pub blob_grace: Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -178,7 +216,67 @@ impl Settings {
                     .unwrap_or(10),
             ),
         )?;
+        let storage = match over.storage.or(file.storage).as_deref().unwrap_or("fs") {
+            "fs" => StorageSettings::Fs(data_dir.join("objects")),
+            "s3" => {
+                let required = |name: &'static str, value: Option<String>| {
+                    value.filter(|v| !v.is_empty()).ok_or(ConfigError::Invalid {
+                        name,
+                        message: "required when DOSTUP_STORAGE=s3".to_owned(),
+                    })
+                };
+                StorageSettings::S3(crate::storage::S3Config {
+                    endpoint: required("s3_endpoint", over.s3_endpoint.or(file.s3_endpoint))?,
+                    region: over
+                        .s3_region
+                        .or(file.s3_region)
+                        .unwrap_or_else(|| "us-east-1".to_owned()),
+                    bucket: required("s3_bucket", over.s3_bucket.or(file.s3_bucket))?,
+                    access_key: required("s3_access_key", over.s3_access_key)?,
+                    secret_key: required("s3_secret_key", over.s3_secret_key)?,
+                })
+            }
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "storage",
+                    message: format!("`{other}` is not `fs` or `s3`"),
+                });
+            }
+        };
+        let photo_max_bytes = positive(
+            "photo_max_bytes",
+            over.photo_max_bytes
+                .or(file.photo_max_bytes)
+                .unwrap_or(40 * 1024 * 1024),
+        )?;
+        let photo_max_distance_m = over
+            .photo_max_distance_m
+            .or(file.photo_max_distance_m)
+            .unwrap_or(300.0);
+        if !(photo_max_distance_m.is_finite() && photo_max_distance_m > 0.0) {
+            return Err(ConfigError::Invalid {
+                name: "photo_max_distance_m",
+                message: "must be a positive number of metres".to_owned(),
+            });
+        }
+        let upload_expiry = positive(
+            "upload_expiry_secs",
+            over.upload_expiry_secs
+                .or(file.upload_expiry_secs)
+                .unwrap_or(24 * 3600),
+        )?;
+        let blob_grace = positive(
+            "blob_grace_secs",
+            over.blob_grace_secs
+                .or(file.blob_grace_secs)
+                .unwrap_or(3600),
+        )?;
         Ok(Self {
+            storage,
+            photo_max_bytes,
+            photo_max_distance_m,
+            upload_expiry: Duration::from_secs(upload_expiry),
+            blob_grace: Duration::from_secs(blob_grace),
             bind,
             checklists_dir: over
                 .checklists_dir
@@ -234,6 +332,11 @@ fn unreachable_defaults() -> Settings {
         login_attempts_per_minute: 10,
         trust_forwarded_for: false,
         token_secret: None,
+        storage: StorageSettings::Fs(Path::new(DEFAULT_DATA_DIR).join("objects")),
+        photo_max_bytes: 40 * 1024 * 1024,
+        photo_max_distance_m: 300.0,
+        upload_expiry: Duration::from_secs(24 * 3600),
+        blob_grace: Duration::from_secs(3600),
     }
 }
 

@@ -13,8 +13,10 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod evidence;
 pub mod http;
 pub mod server;
+pub mod storage;
 
 pub use http::{AppState, app};
 

@@ -153,7 +153,10 @@ fn expression_error_after_escapes_and_cyrillic_points_at_the_right_column() {
     );
     let (file, l, c, m) = single(&errors);
     assert_eq!((file.as_str(), l), ("sanitary.yaml", line));
-    assert_eq!(m, "in `check`: unknown item `dor_width` in checklist `sanitary`");
+    assert_eq!(
+        m,
+        "in `check`: unknown item `dor_width` in checklist `sanitary`"
+    );
     assert_eq!(c, 40, "column of `dor_width`");
 }
 
@@ -250,5 +253,16 @@ fn duplicate_checklist_id_and_all_errors_collected() {
             )
             .as_str(),
         ]
+    );
+}
+
+#[test]
+fn rating_must_hold_the_five_criteria() {
+    let (errors, _) = broken("methodology/nok-344n.yaml", "- id: K5\n", "- id: K6\n");
+    let (file, _, _, m) = single(&errors);
+    assert_eq!(file, "nok-344n.yaml");
+    assert_eq!(
+        m,
+        "`rating.criteria` must list K1, K2, K3, K4, K5 in order, found K1, K2, K3, K4, K6"
     );
 }

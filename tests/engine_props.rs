@@ -113,4 +113,17 @@ proptest! {
         let p = e.points.as_ref().unwrap();
         prop_assert!(p.known_points <= p.maximum);
     }
+
+    /// K3 is a weighted mean rounded half up to two decimals: it stays within 0..100
+    /// and always is a two-decimal number (no 70.99999999999999).
+    #[test]
+    fn k3_is_a_two_decimal_number_within_bounds(a in 0u32..=5, b in 0u32..=6, s in 0u64..500, extra in 0u64..500) {
+        let weights = [0.3, 0.4, 0.3];
+        let p3_3 = (s * 10_000).checked_div(s + extra).map_or(0.0, |h| h as f64 / 100.0);
+        let p = [f64::from(a * 20), f64::from((b * 20).min(100)), p3_3];
+        let k = dostup::checklist::methodology::nok::k3(weights, p);
+        prop_assert!((0.0..=100.0).contains(&k), "{k}");
+        prop_assert_eq!(format!("{k}"), format!("{}", (k * 100.0).round() / 100.0));
+        prop_assert!(format!("{k}").split('.').nth(1).is_none_or(|d| d.len() <= 2), "{k}");
+    }
 }

@@ -10,6 +10,7 @@ mod m20261125_000001_create_directory;
 mod m20261125_000002_create_users;
 mod m20261125_000003_create_catalog;
 mod m20261125_000004_create_audits;
+mod m20261125_000005_create_photos;
 
 /// Applies Dostup's migrations in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_users::Migration),
             Box::new(m20261125_000003_create_catalog::Migration),
             Box::new(m20261125_000004_create_audits::Migration),
+            Box::new(m20261125_000005_create_photos::Migration),
         ]
     }
 }

@@ -24,7 +24,9 @@ mod types;
 mod unit;
 
 /// Version of the engine, recorded in every evaluation so results can be recomputed.
-pub const ENGINE_VERSION: &str = "1.0.0";
+/// 1.1.0: P3.3 and K3 computed exactly and rounded half up (1.0.0 rounded a floating-point
+/// sum, so e.g. 23 of 160 respondents gave P3.3 = 14.37 instead of 14.38).
+pub const ENGINE_VERSION: &str = "1.1.0";
 
 pub use answers::{AnswerSet, MAX_TEXT_CHARS, Survey, validate_answer};
 pub use catalog::{Catalog, CatalogFile};

@@ -9,6 +9,7 @@ pub mod changes;
 pub mod directory;
 pub mod entity;
 pub mod idempotency;
+pub mod photos;
 mod scope;
 pub mod tokens;
 pub mod users;

@@ -314,7 +314,36 @@ fn passport_section(
 }
 
 fn check_rating(source: &Source, rating: &serde_saphyr::Spanned<Rating>, errors: &mut LoadErrors) {
+    // Sn is the mean of exactly K1..K5: a missing or extra criterion would shift every
+    // organisation's score.
+    let ids: Vec<&str> = rating
+        .value
+        .criteria
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    if ids != ["K1", "K2", "K3", "K4", "K5"] {
+        errors.push(source.error(
+            &rating.referenced,
+            format!(
+                "`rating.criteria` must list K1, K2, K3, K4, K5 in order, found {}",
+                ids.join(", ")
+            ),
+        ));
+    }
     for c in &rating.value.criteria {
+        let negative = c
+            .indicators
+            .iter()
+            .map(|i| i.weight)
+            .chain(c.variants.iter().flat_map(|v| v.weights.values().copied()))
+            .any(|w| !w.is_finite() || w < 0.0);
+        if negative {
+            errors.push(source.error(
+                &rating.referenced,
+                format!("weights of criterion {} must be non-negative numbers", c.id),
+            ));
+        }
         let sum: f64 = c.indicators.iter().map(|i| i.weight).sum();
         if (sum - 1.0).abs() > WEIGHT_TOLERANCE {
             errors.push(source.error(

@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# Load test of the audit write path and of checklist revalidation (issue 4):
+#   1. PATCH /api/v1/audits/{id}/answers at 64 connections, each connection on
+#      its own audit, carrying the version from the previous ETag in If-Match;
+#   2. GET /api/v1/checklists/{id}/versions/{version} with If-None-Match (304)
+#      at 64 connections;
+# on the embedded SQLite default and on PostgreSQL. See docs/performance.md.
+#
+# Traffic goes only to the server this script starts on 127.0.0.1; every
+# wait is bounded, every wrk run has a fixed duration, and the server, its
+# data directory and the PostgreSQL database are removed on exit.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: scripts/load/run.sh [options] [sqlite|postgres|both]
+
+Options (environment variable in brackets):
+  -d, --duration SECS     measured seconds per workload [LOAD_DURATION, default 20]
+  -w, --warmup SECS       warm-up seconds before each measurement [LOAD_WARMUP, default 5]
+  -c, --connections N     connections for both workloads [LOAD_CONNECTIONS, default 64]
+      --get-threads N     wrk threads for the 304 workload [LOAD_GET_THREADS, default 2]
+      --no-build          use the release binary already built
+  -h, --help
+
+Other environment:
+  LOAD_DATABASES     sqlite, postgres or both (default both; an argument wins)
+  LOAD_PG_URL        PostgreSQL server to create the scratch database on
+                     (default postgres://postgres@127.0.0.1:5432; loopback only)
+  LOAD_RESULTS       also write the result table (TSV) to this file
+  CARGO_TARGET_DIR   default $HOME/.cache/dostup-target
+  RUST_LOG           server log filter (default info, the service's default)
+EOF
+}
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+duration="${LOAD_DURATION:-20}"
+warmup="${LOAD_WARMUP:-5}"
+connections="${LOAD_CONNECTIONS:-64}"
+get_threads="${LOAD_GET_THREADS:-2}"
+databases="${LOAD_DATABASES:-both}"
+pg_url="${LOAD_PG_URL:-postgres://postgres@127.0.0.1:5432}"
+build=1
+
+while (($# > 0)); do
+  case "$1" in
+    -d | --duration) duration="$2"; shift 2 ;;
+    -w | --warmup) warmup="$2"; shift 2 ;;
+    -c | --connections) connections="$2"; shift 2 ;;
+    --get-threads) get_threads="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    sqlite | postgres | both) databases="$1"; shift ;;
+    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+for n in "$duration" "$warmup" "$connections" "$get_threads"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "not a whole number: $n" >&2; exit 2; }
+done
+((duration >= 1 && duration <= 600)) || { echo "duration must be 1..600 s" >&2; exit 2; }
+((warmup <= 120)) || { echo "warm-up must be at most 120 s" >&2; exit 2; }
+((connections >= 1 && connections <= 512)) || { echo "connections must be 1..512" >&2; exit 2; }
+((get_threads >= 1 && get_threads <= connections)) || { echo "get threads must be 1..connections" >&2; exit 2; }
+case "$databases" in
+  sqlite) dbs=(sqlite) ;;
+  postgres) dbs=(postgres) ;;
+  both) dbs=(sqlite postgres) ;;
+  *) echo "databases must be sqlite, postgres or both" >&2; exit 2 ;;
+esac
+
+# The PostgreSQL server must be on this machine: the test never leaves loopback.
+pg_url="${pg_url%/}"
+case "$pg_url" in
+  postgres://*@127.0.0.1:* | postgres://*@localhost:* | postgres://*@\[::1\]:* | \
+    postgres://127.0.0.1:* | postgres://localhost:* | postgres://\[::1\]:*) ;;
+  *) if [[ " ${dbs[*]} " == *" postgres "* ]]; then
+    echo "LOAD_PG_URL must name a loopback server (127.0.0.1, localhost or [::1]) with a port" >&2
+    exit 2
+  fi ;;
+esac
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# --- state cleaned up on exit ------------------------------------------------
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/dostup-load.XXXXXX")"
+server_pid=""
+pg_db=""
+
+stop_server() {
+  if [[ -n "$server_pid" ]]; then
+    if kill -0 "$server_pid" 2>/dev/null; then
+      kill -TERM "$server_pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      if kill -0 "$server_pid" 2>/dev/null; then
+        log "server $server_pid ignored SIGTERM for 10 s; killing it"
+        kill -KILL "$server_pid" 2>/dev/null || true
+      fi
+    fi
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+
+drop_database() {
+  if [[ -n "$pg_db" ]]; then
+    psql "$pg_url/postgres" -q -v ON_ERROR_STOP=1 \
+      -c "DROP DATABASE IF EXISTS \"$pg_db\" WITH (FORCE)" >/dev/null ||
+      log "could not drop database $pg_db; drop it by hand"
+    pg_db=""
+  fi
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  stop_server
+  drop_database
+  rm -rf -- "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- tools and binary ----------------------------------------------------------
+
+ensure_tools() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v jq >/dev/null || missing+=(jq)
+  if [[ " ${dbs[*]} " == *" postgres "* ]]; then
+    command -v psql >/dev/null || missing+=(postgresql-client)
+  fi
+  ((${#missing[@]} == 0)) && return 0
+  log "installing ${missing[*]} with apt-get"
+  local sudo=()
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null || die "need root or sudo to install ${missing[*]}"
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" apt-get update
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dostup-target}"
+bin="$CARGO_TARGET_DIR/release/dostup"
+
+ensure_tools
+if ((build)); then
+  log "building the release binary (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+  (cd "$root" && cargo build --release --locked --bin dostup)
+fi
+[[ -x "$bin" ]] || die "no release binary at $bin (run without --no-build)"
+
+# --- server --------------------------------------------------------------------
+
+base=""   # http://127.0.0.1:PORT of the running server
+token=""
+
+start_server() { # $1: label, $2: database URL or empty for the embedded default
+  local label="$1" url="$2" data="$work/$1-data"
+  mkdir -p "$data"
+  local args=(serve --demo --bind 127.0.0.1:0 --data-dir "$data"
+    --checklists-dir "$root/checklists" --access-token-ttl-secs 7200)
+  [[ -n "$url" ]] && args+=(--database-url "$url")
+  : >"$work/$label-server.out"
+  # The server is configured by flags alone: drop any DOSTUP_* settings
+  # (a DOSTUP_DATABASE_URL would otherwise replace the embedded default).
+  (
+    while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^DOSTUP_' || true)
+    export RUST_LOG="${RUST_LOG:-info}"
+    exec "$bin" "${args[@]}"
+  ) >"$work/$label-server.out" 2>"$work/$label-server.err" &
+  server_pid=$!
+  local addr=""
+  for _ in $(seq 1 600); do # at most 60 s for migrations and the demo seed
+    addr="$(sed -n 's|^Listening on http://\([^ ]*\).*|\1|p' "$work/$label-server.out" | head -n 1)"
+    [[ -n "$addr" ]] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z "$addr" ]]; then
+    tail -n 20 "$work/$label-server.err" >&2 || true
+    die "the $label server did not report its address"
+  fi
+  [[ "$addr" == 127.0.0.1:* ]] || die "the server listens on $addr, not on loopback"
+  base="http://$addr"
+  log "$label server (pid $server_pid) on $base"
+}
+
+http() { # curl against the local server only; extra arguments follow the path
+  local method="$1" path="$2"
+  shift 2
+  curl -sS --fail-with-body --max-time 30 -X "$method" "$base$path" "$@"
+}
+
+login() {
+  token="$(http POST /api/v1/auth/login -H 'Content-Type: application/json' \
+    -d '{"email":"volunteer@demo.local","password":"demo-password"}' | jq -er .access_token)"
+}
+
+auth=()
+
+create_audits() { # writes "<id> 1" lines to $work/audits
+  local institution site i id status
+  institution="$(http GET '/api/v1/institutions?limit=1' "${auth[@]}" | jq -er '.items[0].id')"
+  site="$(http GET "/api/v1/institutions/$institution/sites?limit=1" "${auth[@]}" | jq -er '.items[0].id')"
+  : >"$work/audits"
+  for ((i = 0; i < connections; i++)); do
+    id="$(cat /proc/sys/kernel/random/uuid)"
+    status="$(curl -sS --max-time 30 -o "$work/put.json" -w '%{http_code}' -X PUT \
+      "$base/api/v1/audits/$id" "${auth[@]}" -H 'Content-Type: application/json' \
+      -d "{\"site_id\":\"$site\"}")"
+    [[ "$status" == 201 ]] || { cat "$work/put.json" >&2; die "PUT audit answered $status"; }
+    printf '%s 1\n' "$id" >>"$work/audits"
+  done
+  log "created $connections audits on site $site"
+}
+
+refresh_versions() { # re-reads each audit's version (ETag) after a warm-up
+  local id _ etag
+  : >"$work/audits.new"
+  while read -r id _; do
+    etag="$(curl -sS --max-time 30 -o /dev/null -D - "$base/api/v1/audits/$id" "${auth[@]}" |
+      tr -d '\r' | awk -F': ' 'tolower($1) == "etag" { gsub(/"/, "", $2); print $2 }')"
+    [[ "$etag" =~ ^[0-9]+$ ]] || die "audit $id has no numeric ETag"
+    printf '%s %s\n' "$id" "$etag" >>"$work/audits.new"
+  done <"$work/audits"
+  mv "$work/audits.new" "$work/audits"
+}
+
+run_wrk() { # $1: label ("" = warm-up, not recorded), $2: seconds, $3: threads, $4: script
+  local label="$1" seconds="$2" threads="$3" script="$4"
+  local result=""
+  [[ -n "$label" ]] && result="$work/results.tsv"
+  DOSTUP_LOAD_TOKEN="$token" DOSTUP_LOAD_STATE="$work/audits" \
+    DOSTUP_LOAD_RESULT="$result" DOSTUP_LOAD_LABEL="$label" \
+    wrk -t"$threads" -c"$connections" -d"${seconds}s" --timeout 10s --latency \
+    -s "$here/$script" "$base" >"$work/wrk.out" 2>&1 || { cat "$work/wrk.out" >&2; die "wrk failed"; }
+  if [[ -n "$label" ]]; then cat "$work/wrk.out"; else tail -n 1 "$work/wrk.out" | sed 's/^/   warm-up /' >&2; fi
+}
+
+bench() { # $1: sqlite | postgres
+  local label="$1" url=""
+  if [[ "$label" == postgres ]]; then
+    pg_db="dostup_load_$(date +%s)_$$"
+    psql "$pg_url/postgres" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$pg_db\"" >/dev/null
+    url="$pg_url/$pg_db"
+    log "created database $pg_db"
+  fi
+  start_server "$label" "$url"
+  login
+  auth=(-H "Authorization: Bearer $token")
+  create_audits
+
+  log "$label: PATCH answers, $connections connections, ${warmup} s warm-up + ${duration} s"
+  if ((warmup > 0)); then
+    run_wrk "" "$warmup" "$connections" patch.lua
+    refresh_versions
+  fi
+  run_wrk "$label" "$duration" "$connections" patch.lua
+
+  local first path etag status
+  first="$(http GET /api/v1/checklists "${auth[@]}" | jq -ec '.items[0]')"
+  path="/api/v1/checklists/$(jq -r .id <<<"$first")/versions/$(jq -r .version <<<"$first")"
+  etag="$(jq -r .etag <<<"$first")"
+  status="$(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' "$base$path" "${auth[@]}" -H "If-None-Match: $etag")"
+  [[ "$status" == 304 ]] || die "GET $path with If-None-Match answered $status, not 304"
+  log "$label: GET $path with If-None-Match, $connections connections, $get_threads threads"
+  export DOSTUP_LOAD_PATH="$path" DOSTUP_LOAD_ETAG="$etag"
+  ((warmup > 0)) && run_wrk "" "$(((warmup + 1) / 2))" "$get_threads" not_modified.lua
+  run_wrk "$label" "$duration" "$get_threads" not_modified.lua
+
+  stop_server
+  drop_database
+}
+
+log "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+for db in "${dbs[@]}"; do
+  bench "$db"
+done
+
+# --- table ---------------------------------------------------------------------
+
+{
+  printf '\n%-9s %-14s %10s %9s %9s %9s %10s  %s\n' \
+    database workload 'req/s' 'p50 ms' 'p99 ms' 'max ms' unexpected goal
+  while IFS=$'\t' read -r label workload _requests rps p50 p99 max unexpected socket; do
+    goal=""
+    case "$workload" in
+      patch) goal="≥ 2000 req/s, p99 ≤ 25 ms: $(awk -v r="$rps" -v p="$p99" 'BEGIN { print (r >= 2000 && p <= 25) ? "met" : "missed" }')" ;;
+      checklist-304) goal="≥ 20000 req/s: $(awk -v r="$rps" 'BEGIN { print (r >= 20000) ? "met" : "missed" }')" ;;
+    esac
+    ((socket > 0)) && goal="$goal; $socket socket errors"
+    printf '%-9s %-14s %10s %9s %9s %9s %10s  %s\n' \
+      "$label" "$workload" "$rps" "$p50" "$p99" "$max" "$unexpected" "$goal"
+  done <"$work/results.tsv"
+  printf '\nunexpected: non-2xx answers to PATCH (412 included), non-304 answers to the conditional GET.\n'
+  printf '%s; %d s per workload after a %d s warm-up; wrk shares the cores with the server.\n' \
+    "$(nproc) cores" "$duration" "$warmup"
+} | tee "$work/table.txt"
+if [[ -n "${LOAD_RESULTS:-}" ]]; then
+  cp "$work/results.tsv" "$LOAD_RESULTS"
+fi
