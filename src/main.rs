@@ -104,6 +104,30 @@ struct ServeArgs {
     /// Login attempts allowed per account and minute [default: 10].
     #[arg(long, env = "DOSTUP_LOGIN_ATTEMPTS_PER_MINUTE")]
     login_attempts_per_minute: Option<u32>,
+    /// Where photos are stored: `fs` (under the data directory) or `s3` [default: fs].
+    #[arg(long, env = "DOSTUP_STORAGE")]
+    storage: Option<String>,
+    /// S3 endpoint URL, e.g. http://127.0.0.1:3900 (with --storage s3).
+    #[arg(long, env = "DOSTUP_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// S3 region the server expects [default: us-east-1].
+    #[arg(long, env = "DOSTUP_S3_REGION")]
+    s3_region: Option<String>,
+    /// S3 bucket, created if missing.
+    #[arg(long, env = "DOSTUP_S3_BUCKET")]
+    s3_bucket: Option<String>,
+    /// Largest photo accepted, in bytes [default: 41943040].
+    #[arg(long, env = "DOSTUP_PHOTO_MAX_BYTES")]
+    photo_max_bytes: Option<u64>,
+    /// Photos taken farther than this many metres from the site are flagged [default: 300].
+    #[arg(long, env = "DOSTUP_PHOTO_MAX_DISTANCE_M")]
+    photo_max_distance_m: Option<f64>,
+    /// Unfinished resumable uploads expire after this many seconds [default: 86400].
+    #[arg(long, env = "DOSTUP_UPLOAD_EXPIRY_SECS")]
+    upload_expiry_secs: Option<u64>,
+    /// Unreferenced blobs are swept after this many seconds [default: 3600].
+    #[arg(long, env = "DOSTUP_BLOB_GRACE_SECS")]
+    blob_grace_secs: Option<u64>,
     /// Take the client address from X-Forwarded-For (only behind a proxy you run).
     #[arg(long, env = "DOSTUP_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: Option<bool>,
@@ -203,6 +227,8 @@ fn settings(common: &Common, mut over: Overrides) -> anyhow::Result<Settings> {
     over.checklists_dir = common.checklists_dir.clone();
     over.database_url = common.database_url.clone();
     over.token_secret = std::env::var("DOSTUP_TOKEN_SECRET").ok();
+    over.s3_access_key = std::env::var("DOSTUP_S3_ACCESS_KEY").ok();
+    over.s3_secret_key = std::env::var("DOSTUP_S3_SECRET_KEY").ok();
     Ok(Settings::resolve(file, over)?)
 }
 
@@ -315,6 +341,14 @@ async fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
         refresh_token_ttl_secs: args.refresh_token_ttl_secs,
         login_attempts_per_minute: args.login_attempts_per_minute,
         trust_forwarded_for: args.trust_forwarded_for,
+        storage: args.storage,
+        s3_endpoint: args.s3_endpoint,
+        s3_region: args.s3_region,
+        s3_bucket: args.s3_bucket,
+        photo_max_bytes: args.photo_max_bytes,
+        photo_max_distance_m: args.photo_max_distance_m,
+        upload_expiry_secs: args.upload_expiry_secs,
+        blob_grace_secs: args.blob_grace_secs,
         ..Overrides::default()
     };
     let settings = settings(common, over)?;

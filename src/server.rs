@@ -15,7 +15,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::{LoginLimiter, Sessions, SigningKey};
 use crate::catalogs::Catalogs;
-use crate::config::Settings;
+use crate::config::{Settings, StorageSettings};
+use crate::storage::{BlobStore, FsStore, S3Store};
 use crate::db;
 use crate::http::{AppState, app};
 
@@ -52,11 +53,33 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         limiter: LoginLimiter::new(per_minute),
     });
     spawn_limiter_sweep(&sessions);
+    let storage = open_storage(&settings).await?;
+    std::fs::create_dir_all(settings.data_dir.join("uploads")).with_context(|| {
+        format!("cannot create {}", settings.data_dir.join("uploads").display())
+    })?;
+    // One decode per core: more would only add memory, not speed.
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     Ok(AppState {
         db: conn,
+        storage,
+        ingest_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
         catalogs: Arc::new(catalogs),
         sessions,
         settings: Arc::new(settings),
+    })
+}
+
+/// Opens the configured object store (creating the bucket or directory).
+async fn open_storage(settings: &Settings) -> anyhow::Result<BlobStore> {
+    Ok(match &settings.storage {
+        StorageSettings::Fs(root) => BlobStore::Fs(
+            FsStore::open(root).with_context(|| format!("cannot open object directory {}", root.display()))?,
+        ),
+        StorageSettings::S3(config) => BlobStore::S3(
+            S3Store::open(config)
+                .await
+                .with_context(|| format!("cannot open bucket {} at {}", config.bucket, config.endpoint))?,
+        ),
     })
 }
 

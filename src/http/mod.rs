@@ -39,6 +39,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::Sessions;
 use crate::catalogs::Catalogs;
 use crate::config::Settings;
+use crate::storage::BlobStore;
 use error::problem_response;
 
 /// Prefix of every versioned route.
@@ -51,6 +52,9 @@ pub struct AppState {
     pub catalogs: Arc<Catalogs>,
     pub sessions: Arc<Sessions>,
     pub settings: Arc<Settings>,
+    pub storage: BlobStore,
+    /// Bounds concurrent image decoding (CPU and memory heavy).
+    pub ingest_slots: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(OpenApi)]
