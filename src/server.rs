@@ -16,9 +16,9 @@ use tokio::net::TcpListener;
 use crate::auth::{LoginLimiter, Sessions, SigningKey};
 use crate::catalogs::Catalogs;
 use crate::config::{Settings, StorageSettings};
-use crate::storage::{BlobStore, FsStore, S3Store};
 use crate::db;
 use crate::http::{AppState, app};
+use crate::storage::{BlobStore, FsStore, S3Store};
 
 /// File in the data directory holding a generated token key.
 const KEY_FILE: &str = "token-signing.key";
@@ -55,7 +55,10 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     spawn_limiter_sweep(&sessions);
     let storage = open_storage(&settings).await?;
     std::fs::create_dir_all(settings.data_dir.join("uploads")).with_context(|| {
-        format!("cannot create {}", settings.data_dir.join("uploads").display())
+        format!(
+            "cannot create {}",
+            settings.data_dir.join("uploads").display()
+        )
     })?;
     // One decode per core: more would only add memory, not speed.
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
@@ -73,13 +76,17 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
 async fn open_storage(settings: &Settings) -> anyhow::Result<BlobStore> {
     Ok(match &settings.storage {
         StorageSettings::Fs(root) => BlobStore::Fs(
-            FsStore::open(root).with_context(|| format!("cannot open object directory {}", root.display()))?,
+            FsStore::open(root)
+                .with_context(|| format!("cannot open object directory {}", root.display()))?,
         ),
-        StorageSettings::S3(config) => BlobStore::S3(
-            S3Store::open(config)
-                .await
-                .with_context(|| format!("cannot open bucket {} at {}", config.bucket, config.endpoint))?,
-        ),
+        StorageSettings::S3(config) => {
+            BlobStore::S3(S3Store::open(config).await.with_context(|| {
+                format!(
+                    "cannot open bucket {} at {}",
+                    config.bucket, config.endpoint
+                )
+            })?)
+        }
     })
 }
 

@@ -652,3 +652,150 @@ async fn idempotency_keys_replay_instead_of_repeating() {
     assert_eq!(status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(headers["idempotent-replayed"], "true");
 }
+
+#[tokio::test]
+async fn a_complete_audit_is_submitted_and_then_read_only() {
+    let app = TestApp::spawn_demo().await;
+    let phone = app.token("volunteer@demo.local").await;
+    let tablet = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&phone, "библиотека").await;
+    let id = Uuid::new_v4().to_string();
+    call(put_audit(&app, &phone, &id, &json!({"site_id": site}))).await;
+
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/checklists/examples/accessible-new-building.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let (status, _, answered) = call(patch(
+        &app,
+        &phone,
+        &id,
+        Some("\"1\""),
+        example["answers"].clone(),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answered}");
+
+    // Everything is answered; only the photos are missing.
+    let response = app
+        .post_json(&format!("/api/v1/audits/{id}/submit"), &json!({}))
+        .bearer_auth(&phone)
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
+    let wanted: Vec<String> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["code"], "photo-required", "{e}");
+            e["field"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(!wanted.is_empty());
+    for (n, item) in wanted.iter().enumerate() {
+        let form = reqwest::multipart::Form::new()
+            .text("item", item.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(common::images::jpeg(320 + n as u32, 240))
+                    .file_name("p.jpg"),
+            );
+        let response = app
+            .request(Method::POST, &format!("/api/v1/audits/{id}/photos"))
+            .bearer_auth(&phone)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "photo for {item}: {}",
+            response.text().await.unwrap()
+        );
+    }
+    let (_, headers, _) = call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&phone)).await;
+    let version = headers["etag"].to_str().unwrap().to_owned();
+    let (status, _, submitted) = call(
+        app.post_json(&format!("/api/v1/audits/{id}/submit"), &json!({}))
+            .bearer_auth(&phone)
+            .header("if-match", &version),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{submitted}");
+    assert_eq!(submitted["status"], "submitted");
+    assert!(submitted["submitted_at"].is_string());
+    // Survey counts come with the rating import; until then K3 is unknown, not 0.
+    assert_eq!(submitted["evaluation"]["nok"]["p3_1"], 100.0);
+    assert!(submitted["evaluation"]["nok"]["k3"].is_null());
+
+    let current = format!("\"{}\"", submitted["version"]);
+    let edit = patch(
+        &app,
+        &phone,
+        &id,
+        Some(&current),
+        json!({"territory.parking_total": 3}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let problem = assert_problem(edit, StatusCode::CONFLICT, "audit-not-editable").await;
+    assert_eq!(problem["status"], 409);
+    let again = app
+        .post_json(&format!("/api/v1/audits/{id}/submit"), &json!({}))
+        .bearer_auth(&phone)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(again, StatusCode::CONFLICT, "audit-not-editable").await;
+    let form = reqwest::multipart::Form::new()
+        .text("item", "entrance.level_entrance")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(common::images::jpeg(64, 64)).file_name("late.jpg"),
+        );
+    let late = app
+        .request(Method::POST, &format!("/api/v1/audits/{id}/photos"))
+        .bearer_auth(&phone)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(late, StatusCode::CONFLICT, "audit-not-editable").await;
+
+    // The reviewer now sees it; the tablet learns of the submission.
+    let reviewer = app.token("reviewer@demo.local").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/audits/{id}"))
+            .bearer_auth(&reviewer)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let feed = sync(&app, &tablet, None).await;
+    let last = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|c| c["data"]["audit_id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(last["type"], "audit.status_changed");
+    assert_eq!(last["data"]["status"], "submitted");
+}

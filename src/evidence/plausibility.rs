@@ -75,10 +75,10 @@ pub fn flags(
         _ if exif.present => out.push(Flag::NoGps),
         _ => {}
     }
-    if let Some(at) = exif.captured_at {
-        if at < window.start || at > window.end {
-            out.push(Flag::OutsideAuditWindow { captured_at: at });
-        }
+    if let Some(at) = exif.captured_at
+        && (at < window.start || at > window.end)
+    {
+        out.push(Flag::OutsideAuditWindow { captured_at: at });
     }
     if used_elsewhere {
         out.push(Flag::UsedInOtherAudit);

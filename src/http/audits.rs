@@ -81,8 +81,7 @@ pub struct AuditOut {
     #[schema(value_type = Object)]
     pub evaluation: Json_,
     /// Photo evidence attached to items.
-    #[schema(value_type = Vec<Object>)]
-    pub photos: Vec<Json_>,
+    pub photos: Vec<super::photos::PhotoOut>,
     pub started_at: Option<DateTime<Utc>>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -325,7 +324,7 @@ pub struct AnswersPatch {
     responses((status = 200, description = "new version, answers and evaluation", body = AuditOut),
               (status = 403, description = "`forbidden`: may see but not edit", body = Problem),
               (status = 404, body = Problem),
-              (status = 409, description = "`audit-not-editable` with `status`", body = Problem),
+              (status = 409, description = "`audit-not-editable` with `audit_status`", body = Problem),
               (status = 412, description = "`version-mismatch` with `current_version`", body = Problem),
               (status = 422, description = "`validation-failed`; per item: `unknown-item`, `wrong-type`, `out-of-range`, `not-an-integer`, `unknown-option`, `duplicate-option`, `unknown-unit`, `unit-mismatch`, `too-long`, `not-answerable`", body = Problem),
               (status = 428, description = "`precondition-required`", body = Problem)))]
@@ -372,7 +371,7 @@ async fn patch_answers(
            ("If-Match" = Option<String>, Header, description = "optional: submit only this version")),
     responses((status = 200, description = "submitted", body = AuditOut),
               (status = 404, body = Problem),
-              (status = 409, description = "`audit-not-editable` with `status`", body = Problem),
+              (status = 409, description = "`audit-not-editable` with `audit_status`", body = Problem),
               (status = 412, description = "`version-mismatch` with `current_version`", body = Problem),
               (status = 422, description = "`validation-failed` with per item `answer-required` / `photo-required`", body = Problem)))]
 async fn submit(
@@ -396,7 +395,11 @@ async fn submit(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let answers = answer_set(&audit)?;
-    let photos = BTreeSet::new();
+    let photos: BTreeSet<String> = super::photos::of_audit(&state, id)
+        .await?
+        .into_iter()
+        .map(|p| p.item)
+        .collect();
     let missing = missing_for_submission(&catalog, &answers, &photos)
         .map_err(|e| anyhow::anyhow!("stored answers of audit {id} no longer validate: {e}"))?;
     if !missing.is_empty() {
@@ -462,7 +465,7 @@ fn not_editable(status: AuditStatus, version: i64) -> ApiError {
         "audit-not-editable",
         format!("the audit is {status}; it can be changed again only if a reviewer returns it"),
     )
-    .with("status", status.as_str())
+    .with("audit_status", status.as_str())
     .with("current_version", version)
 }
 
@@ -573,7 +576,7 @@ async fn render(state: &AppState, audit: row::Model) -> ApiResult<AuditOut> {
         organisation_id: audit.organisation_id,
         answers: answers.answers,
         evaluation,
-        photos: Vec::new(),
+        photos: super::photos::of_audit(state, audit.id).await?,
         started_at: audit.started_at,
         submitted_at: audit.submitted_at,
         created_at: audit.created_at,

@@ -111,6 +111,14 @@ impl ApiError {
     /// Adds a member to the problem document.
     #[must_use]
     pub fn with(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        const RESERVED: [&str; 6] = ["type", "title", "status", "code", "detail", "errors"];
+        debug_assert!(
+            !RESERVED.contains(&name),
+            "`{name}` is a standard problem member"
+        );
+        if RESERVED.contains(&name) {
+            return self;
+        }
         if let Self::Problem { extensions, .. } = &mut self {
             extensions.insert(name.to_owned(), value.into());
         }

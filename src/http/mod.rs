@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod institutions;
 pub mod organisations;
 pub mod pagination;
+pub mod photos;
 pub mod sync;
 pub mod users;
 mod validate;
@@ -72,6 +73,7 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         (name = "users", description = "Accounts (admins)"),
         (name = "checklists", description = "Checklists and methodologies for offline work"),
         (name = "audits", description = "Field audits, answers, submission and sync"),
+        (name = "evidence", description = "Photo evidence: uploads, originals, thumbnails"),
         (name = "health", description = "Probes")
     )
 )]
@@ -90,8 +92,9 @@ impl Modify for BearerAuth {
 }
 
 /// The versioned API routes and their OpenAPI description.
-fn api() -> OpenApiRouter<AppState> {
+fn api(max_photo_bytes: u64) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(photos::router(max_photo_bytes))
         .merge(auth::router())
         .merge(audits::router())
         .merge(checklists::router())
@@ -101,21 +104,11 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(users::router())
 }
 
-/// The OpenAPI document as served at `/api/v1/openapi.json`.
-#[must_use]
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut doc) = OpenApiRouter::<AppState>::new()
-        .nest(API_PREFIX, api())
-        .split_for_parts();
-    doc.info = ApiDoc::openapi().info;
-    doc
-}
-
 /// Builds the complete application: what the binary serves and what tests
 /// and benchmarks drive.
 pub fn app(state: AppState) -> Router {
     let (api_router, mut doc) = OpenApiRouter::new()
-        .nest(API_PREFIX, api())
+        .nest(API_PREFIX, api(state.settings.photo_max_bytes))
         .merge(health::router())
         .split_for_parts();
     doc.info = ApiDoc::openapi().info;

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub mod images;
+
 /// A database for one test; dropped with it.
 pub struct TestDatabase {
     pub url: String,
