@@ -243,6 +243,18 @@ async fn openapi_document_describes_the_api() {
         "/api/v1/sites/{id}",
         "/api/v1/organisations",
         "/api/v1/users",
+        "/api/v1/checklists",
+        "/api/v1/checklists/{id}/versions/{version}",
+        "/api/v1/methodologies",
+        "/api/v1/methodologies/{id}/bundle",
+        "/api/v1/audits",
+        "/api/v1/audits/{id}",
+        "/api/v1/audits/{id}/answers",
+        "/api/v1/audits/{id}/submit",
+        "/api/v1/audits/{id}/photos",
+        "/api/v1/photos/{id}",
+        "/api/v1/photos/{id}/thumbnail/{size}",
+        "/api/v1/sync",
         "/health/ready",
     ] {
         assert!(paths.contains_key(path), "{path} documented");

@@ -63,17 +63,31 @@ impl S3Store {
         let bucket = Bucket::new(&config.bucket, region.clone(), credentials.clone())
             .map_err(remote)?
             .with_path_style();
-        if !bucket.exists().await.map_err(remote)? {
-            Bucket::create_with_path_style(
-                &config.bucket,
-                region,
-                credentials,
-                BucketConfiguration::default(),
-            )
-            .await
-            .map_err(remote)?;
+        let store = Self { bucket };
+        // Probe with a one-key listing rather than listing all buckets: it
+        // needs only rights on this bucket and every S3 server answers it.
+        match store.probe().await {
+            Ok(()) => {}
+            Err(s3::error::S3Error::HttpFailWithBody(404, _)) => {
+                Bucket::create_with_path_style(
+                    &config.bucket,
+                    region,
+                    credentials,
+                    BucketConfiguration::default(),
+                )
+                .await
+                .map_err(remote)?;
+            }
+            Err(e) => return Err(remote(e)),
         }
-        Ok(Self { bucket })
+        Ok(store)
+    }
+
+    async fn probe(&self) -> Result<(), s3::error::S3Error> {
+        self.bucket
+            .list_page(String::new(), None, None, None, Some(1))
+            .await
+            .map(|_| ())
     }
 
     pub(super) async fn put(
@@ -180,6 +194,6 @@ impl S3Store {
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
-        self.bucket.exists().await.map_err(remote).map(|_| ())
+        self.probe().await.map_err(remote)
     }
 }
