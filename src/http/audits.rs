@@ -432,7 +432,7 @@ async fn submit(
 }
 
 /// The audit if `who` may see it; 404 otherwise, so ids do not leak.
-async fn visible(
+pub(super) async fn visible(
     state: &AppState,
     who: &Principal,
     id: Uuid,
@@ -448,7 +448,11 @@ async fn visible(
     }
 }
 
-fn ensure_editable(who: &Principal, scope: &AuditScope, audit: &row::Model) -> ApiResult<()> {
+pub(super) fn ensure_editable(
+    who: &Principal,
+    scope: &AuditScope,
+    audit: &row::Model,
+) -> ApiResult<()> {
     if !audit::can_edit(who, scope) {
         return Err(ApiError::forbidden(
             "you may read this audit but not change it",

@@ -22,10 +22,10 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiPath, Auth};
-use crate::audit;
+
 use crate::auth::Principal;
 use crate::db::entity::{audit as audit_row, photo};
-use crate::db::{audits, directory, photos};
+use crate::db::{directory, photos};
 use crate::evidence::{
     self, AuditWindow, IngestError, IngestLimits, SiteLocation, THUMBNAIL_SIZES,
 };
@@ -143,6 +143,7 @@ async fn upload_photo(
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     temp.write(&chunk, state.settings.photo_max_bytes).await?;
                 }
+                temp.finish().await?;
                 file = Some(temp);
             }
             _ => {}
@@ -173,28 +174,8 @@ pub(crate) async fn editable_audit(
     who: &Principal,
     id: Uuid,
 ) -> ApiResult<audit_row::Model> {
-    let audit = audits::get(&state.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("audit"))?;
-    let scope = audits::scope_of(&audit).map_err(|e| anyhow::anyhow!(e))?;
-    if !audit::can_see(who, &scope) {
-        return Err(ApiError::not_found("audit"));
-    }
-    if !audit::can_edit(who, &scope) {
-        return Err(ApiError::forbidden(
-            "you may read this audit but not add evidence",
-        ));
-    }
-    if !scope.status.is_editable() {
-        return Err(ApiError::conflict(
-            "audit-not-editable",
-            format!(
-                "the audit is {}; photos can be added only while it is a draft or returned",
-                scope.status
-            ),
-        )
-        .with("audit_status", scope.status.as_str()));
-    }
+    let (audit, scope) = super::audits::visible(state, who, id).await?;
+    super::audits::ensure_editable(who, &scope, &audit)?;
     Ok(audit)
 }
 
@@ -422,6 +403,17 @@ impl TempUpload {
         Ok(())
     }
 
+    /// Flushes and closes the file. Tokio completes file writes in the
+    /// background; without this a reader may see a short file.
+    pub(crate) async fn finish(&mut self) -> ApiResult<()> {
+        if let Some(mut file) = self.file.take() {
+            file.flush()
+                .await
+                .map_err(|e| anyhow::anyhow!("temp flush failed: {e}"))?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn sha256(&self) -> String {
         self.hasher
             .clone()
@@ -444,15 +436,10 @@ async fn visible_photo(state: &AppState, who: &Principal, id: Uuid) -> ApiResult
     let found = photos::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("photo"))?;
-    let audit = audits::get(&state.db, found.audit_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("photo"))?;
-    let scope = audits::scope_of(&audit).map_err(|e| anyhow::anyhow!(e))?;
-    if audit::can_see(who, &scope) {
-        Ok(found)
-    } else {
-        Err(ApiError::not_found("photo"))
-    }
+    super::audits::visible(state, who, found.audit_id)
+        .await
+        .map_err(|_| ApiError::not_found("photo"))?;
+    Ok(found)
 }
 
 /// The original, byte for byte. Supports `Range`; with S3 storage answers
