@@ -15,6 +15,7 @@ pub mod demo;
 pub mod domain;
 pub mod evidence;
 pub mod http;
+pub mod maintenance;
 pub mod server;
 pub mod storage;
 

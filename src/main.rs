@@ -363,6 +363,10 @@ async fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
             println!("  {:<24} {}", login.email, login.role);
         }
     }
+    dostup::maintenance::spawn_periodic(
+        server.state().clone(),
+        std::time::Duration::from_secs(600),
+    );
     let addr = server.local_addr()?;
     // On stdout, so scripts (and tests) that bind port 0 learn the address.
     println!("Listening on http://{addr} (API documentation at http://{addr}/api/v1/docs/)");

@@ -395,3 +395,64 @@ async fn bad_uploads_are_refused_precisely_and_nothing_is_stored() {
         .count();
     assert_eq!(leftovers, 0, "temporary files removed");
 }
+
+#[tokio::test]
+async fn the_sweep_removes_only_unreferenced_old_blobs() {
+    let app = TestApp::spawn_with(|s| s.blob_grace = std::time::Duration::ZERO).await;
+    dostup::demo::seed(&app.state.db).await.unwrap();
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "школа").await;
+    let audit = new_audit(&app, &token, &site).await;
+    let (status, _, photo) = call(upload(
+        &app,
+        &token,
+        &audit,
+        form(images::jpeg(400, 300), "a.jpg", "entrance.level_entrance"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // An orphan, as left by a crash between blob and row.
+    app.state
+        .storage
+        .put("originals/0000orphan", vec![1, 2, 3].into(), "image/jpeg")
+        .await
+        .unwrap();
+    app.state
+        .storage
+        .put(
+            "thumbnails/0000orphan/320.jpg",
+            vec![1].into(),
+            "image/jpeg",
+        )
+        .await
+        .unwrap();
+    std::fs::write(
+        app.dir.path().join("uploads").join("incoming-stale"),
+        b"half",
+    )
+    .unwrap();
+    assert_eq!(stored_objects(&app), 5);
+
+    let report = dostup::maintenance::sweep(&app.state).await.unwrap();
+    assert_eq!(report.blobs, 2);
+    assert_eq!(report.temp_files, 1);
+    assert_eq!(
+        stored_objects(&app),
+        3,
+        "the photo's original and thumbnails stay"
+    );
+    let id = photo["id"].as_str().unwrap();
+    let original = app
+        .get(&format!("/api/v1/photos/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(original.status(), StatusCode::OK);
+    // A second sweep finds nothing.
+    assert_eq!(
+        dostup::maintenance::sweep(&app.state).await.unwrap().blobs,
+        0
+    );
+}
