@@ -255,6 +255,8 @@ async fn openapi_document_describes_the_api() {
         "/api/v1/photos/{id}",
         "/api/v1/photos/{id}/thumbnail/{size}",
         "/api/v1/sync",
+        "/api/v1/uploads",
+        "/api/v1/uploads/{id}",
         "/health/ready",
     ] {
         assert!(paths.contains_key(path), "{path} documented");

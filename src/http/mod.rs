@@ -15,6 +15,7 @@ pub mod organisations;
 pub mod pagination;
 pub mod photos;
 pub mod sync;
+pub mod uploads;
 pub mod users;
 mod validate;
 
@@ -99,6 +100,7 @@ fn api(max_photo_bytes: u64) -> OpenApiRouter<AppState> {
         .merge(audits::router())
         .merge(checklists::router())
         .merge(sync::router())
+        .merge(uploads::router())
         .merge(institutions::router())
         .merge(organisations::router())
         .merge(users::router())
@@ -128,7 +130,9 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(CompressionLayer::new())
-        .layer(cors(&state.settings.cors_origins))
+        // Without configured origins there is no CORS layer at all: it would
+        // otherwise answer every OPTIONS itself (tus discovery included).
+        .option_layer((!state.settings.cors_origins.is_empty()).then(|| cors(&state.settings.cors_origins)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));
     api_router
@@ -157,6 +161,7 @@ fn cors(origins: &[String]) -> CorsLayer {
             Method::PUT,
             Method::PATCH,
             Method::DELETE,
+            Method::HEAD,
         ])
         .allow_headers([
             header::AUTHORIZATION,
@@ -164,12 +169,22 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::IF_MATCH,
             header::IF_NONE_MATCH,
             HeaderName::from_static(idempotency::HEADER),
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("upload-length"),
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("upload-metadata"),
+            HeaderName::from_static("upload-checksum"),
         ])
         .expose_headers([
             header::ETAG,
             header::LOCATION,
             header::RETRY_AFTER,
             HeaderName::from_static(idempotency::REPLAYED),
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("upload-length"),
+            HeaderName::from_static("upload-expires"),
+            HeaderName::from_static("dostup-photo-id"),
         ])
 }
 

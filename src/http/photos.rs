@@ -403,6 +403,38 @@ impl TempUpload {
         Ok(())
     }
 
+    /// Takes over a fully written file (a finished resumable upload),
+    /// hashing it off the async runtime.
+    pub(crate) async fn adopt(path: PathBuf) -> ApiResult<Self> {
+        let source = path.clone();
+        let (hasher, len) =
+            tokio::task::spawn_blocking(move || -> std::io::Result<(Sha256, u64)> {
+                use std::io::Read;
+                let mut file = std::fs::File::open(&source)?;
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0; 256 * 1024];
+                let mut len = 0u64;
+                loop {
+                    let n = file.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    len += n as u64;
+                }
+                Ok((hasher, len))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?
+            .map_err(|e| anyhow::anyhow!("cannot read finished upload: {e}"))?;
+        Ok(Self {
+            path,
+            file: None,
+            hasher,
+            len,
+        })
+    }
+
     /// Flushes and closes the file. Tokio completes file writes in the
     /// background; without this a reader may see a short file.
     pub(crate) async fn finish(&mut self) -> ApiResult<()> {
