@@ -273,3 +273,17 @@ async fn openapi_document_describes_the_api() {
         "viewer assets are local, nothing fetched from the internet"
     );
 }
+
+#[tokio::test]
+async fn readiness_fails_when_the_photo_store_is_gone() {
+    let app = TestApp::spawn().await;
+    std::fs::remove_dir_all(app.dir.path().join("objects")).unwrap();
+    let response = app.get("/health/ready").send().await.unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage-unavailable",
+    )
+    .await;
+}

@@ -31,10 +31,10 @@ async fn live() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The service can serve requests: the database answers.
+/// The service can serve requests: the database and the photo store answer.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, body = Health),
-              (status = 503, description = "database unreachable", body = super::error::Problem)))]
+              (status = 503, description = "`database-unavailable` or `storage-unavailable`", body = super::error::Problem)))]
 async fn ready(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     crate::db::ping(&state.db).await.map_err(|err| {
         tracing::warn!(error = %err, "readiness check failed");
@@ -42,6 +42,15 @@ async fn ready(State(state): State<AppState>) -> ApiResult<Json<Health>> {
             StatusCode::SERVICE_UNAVAILABLE,
             "database-unavailable",
             "the database does not answer",
+        )
+        .retry_after(5)
+    })?;
+    state.storage.ping().await.map_err(|err| {
+        tracing::warn!(error = %err, "readiness check failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage-unavailable",
+            "the photo store does not answer",
         )
         .retry_after(5)
     })?;
