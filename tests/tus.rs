@@ -268,3 +268,39 @@ async fn the_tus_protocol_rules_are_enforced() {
         "only the good upload became a photo"
     );
 }
+
+#[tokio::test]
+async fn tus_discovery_and_browser_preflights_coexist_under_cors() {
+    let app =
+        TestApp::spawn_with(|s| s.cors_origins = vec!["https://app.example.org".to_owned()]).await;
+    let discovery = app
+        .request(Method::OPTIONS, "/api/v1/uploads")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(discovery.status(), StatusCode::NO_CONTENT);
+    assert_eq!(discovery.headers()["tus-version"], "1.0.0");
+    let preflight = app
+        .request(Method::OPTIONS, "/api/v1/uploads")
+        .header("origin", "https://app.example.org")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "upload-length,tus-resumable",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example.org"
+    );
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        allowed.contains("upload-length") && allowed.contains("tus-resumable"),
+        "{allowed}"
+    );
+}

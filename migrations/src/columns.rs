@@ -24,3 +24,34 @@ pub fn with_timestamps(mut table: TableCreateStatement) -> TableCreateStatement 
 pub fn id<T: IntoIden>(name: T) -> ColumnDef {
     uuid(name).primary_key().take()
 }
+
+/// A foreign key from `(table, column)` to `(table, column)`.
+pub fn references<A: IntoIden, B: IntoIden, C: IntoIden, D: IntoIden>(
+    from: (A, B),
+    to: (C, D),
+    on_delete: ForeignKeyAction,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .from(from.0, from.1)
+        .to(to.0, to.1)
+        .on_delete(on_delete)
+        .take()
+}
+
+/// A named index over `columns` of `table`, unique or not.
+pub fn index<T: IntoIden, C: IntoIden, const N: usize>(
+    name: &str,
+    table: T,
+    columns: [C; N],
+    unique: bool,
+) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table);
+    for column in columns {
+        index.col(column);
+    }
+    if unique {
+        index.unique();
+    }
+    index.take()
+}

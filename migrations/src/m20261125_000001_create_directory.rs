@@ -4,7 +4,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{double, string, string_len, string_null, uuid};
 
-use crate::columns::{id, with_timestamps};
+use crate::columns::{id, index, references, with_timestamps};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -73,24 +73,21 @@ impl MigrationTrait for Migration {
                             .string_len(2)
                             .null(),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Organisations::Table, Organisations::RegionCode)
-                            .to(Regions::Table, Regions::Code)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut references(
+                        (Organisations::Table, Organisations::RegionCode),
+                        (Regions::Table, Regions::Code),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .take(),
             ))
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("ux_organisations_name")
-                    .table(Organisations::Table)
-                    .col(Organisations::Name)
-                    .unique()
-                    .take(),
-            )
+            .create_index(index(
+                "ux_organisations_name",
+                Organisations::Table,
+                [Organisations::Name],
+                true,
+            ))
             .await?;
 
         manager
@@ -103,34 +100,29 @@ impl MigrationTrait for Migration {
                     .col(string_len(Institutions::RegionCode, 2))
                     .col(string_len(Institutions::Sector, 32))
                     .col(string_null(Institutions::TaxId))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Institutions::Table, Institutions::RegionCode)
-                            .to(Regions::Table, Regions::Code)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut references(
+                        (Institutions::Table, Institutions::RegionCode),
+                        (Regions::Table, Regions::Code),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .take(),
             ))
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("ix_institutions_region_sector")
-                    .table(Institutions::Table)
-                    .col(Institutions::RegionCode)
-                    .col(Institutions::Sector)
-                    .take(),
-            )
+            .create_index(index(
+                "ix_institutions_region_sector",
+                Institutions::Table,
+                [Institutions::RegionCode, Institutions::Sector],
+                false,
+            ))
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("ux_institutions_tax_id")
-                    .table(Institutions::Table)
-                    .col(Institutions::TaxId)
-                    .unique()
-                    .take(),
-            )
+            .create_index(index(
+                "ux_institutions_tax_id",
+                Institutions::Table,
+                [Institutions::TaxId],
+                true,
+            ))
             .await?;
 
         manager
@@ -143,23 +135,21 @@ impl MigrationTrait for Migration {
                     .col(string(Sites::Address))
                     .col(double(Sites::Latitude))
                     .col(double(Sites::Longitude))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Sites::Table, Sites::InstitutionId)
-                            .to(Institutions::Table, Institutions::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut references(
+                        (Sites::Table, Sites::InstitutionId),
+                        (Institutions::Table, Institutions::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .take(),
             ))
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("ix_sites_institution")
-                    .table(Sites::Table)
-                    .col(Sites::InstitutionId)
-                    .take(),
-            )
+            .create_index(index(
+                "ix_sites_institution",
+                Sites::Table,
+                [Sites::InstitutionId],
+                false,
+            ))
             .await?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use sea_orm_migration::schema::{
     timestamp_with_time_zone, timestamp_with_time_zone_null, uuid, uuid_null,
 };
 
-use crate::columns::{id, with_timestamps};
+use crate::columns::{id, index, references, with_timestamps};
 use crate::m20261125_000001_create_directory::{Organisations, Regions};
 
 #[derive(DeriveMigrationName)]
@@ -57,18 +57,16 @@ impl MigrationTrait for Migration {
                     .col(string_len_null(Users::RegionCode, 2))
                     .col(string_null(Users::Sector))
                     .col(boolean(Users::Disabled).default(false))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Users::Table, Users::OrganisationId)
-                            .to(Organisations::Table, Organisations::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Users::Table, Users::RegionCode)
-                            .to(Regions::Table, Regions::Code)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut references(
+                        (Users::Table, Users::OrganisationId),
+                        (Organisations::Table, Organisations::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
+                    .foreign_key(&mut references(
+                        (Users::Table, Users::RegionCode),
+                        (Regions::Table, Regions::Code),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .take(),
             ))
             .await?;
@@ -84,23 +82,21 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(RefreshTokens::ExpiresAt))
                     .col(timestamp_with_time_zone_null(RefreshTokens::UsedAt))
                     .col(timestamp_with_time_zone_null(RefreshTokens::RevokedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(RefreshTokens::Table, RefreshTokens::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut references(
+                        (RefreshTokens::Table, RefreshTokens::UserId),
+                        (Users::Table, Users::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
                     .take(),
             ))
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("ix_refresh_tokens_family")
-                    .table(RefreshTokens::Table)
-                    .col(RefreshTokens::FamilyId)
-                    .take(),
-            )
+            .create_index(index(
+                "ix_refresh_tokens_family",
+                RefreshTokens::Table,
+                [RefreshTokens::FamilyId],
+                false,
+            ))
             .await?;
         Ok(())
     }

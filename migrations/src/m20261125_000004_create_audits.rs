@@ -11,7 +11,7 @@ use sea_orm_migration::schema::{
     text_null, timestamp_with_time_zone, timestamp_with_time_zone_null, uuid, uuid_null,
 };
 
-use crate::columns::{id, with_timestamps};
+use crate::columns::{id, index, references, with_timestamps};
 use crate::m20261125_000001_create_directory::{Regions, Sites};
 use crate::m20261125_000002_create_users::Users;
 use crate::m20261125_000003_create_catalog::CatalogReleases;
@@ -89,48 +89,51 @@ impl MigrationTrait for Migration {
                     .col(string_len(Audits::CreateFingerprint, 64))
                     .col(timestamp_with_time_zone_null(Audits::StartedAt))
                     .col(timestamp_with_time_zone_null(Audits::SubmittedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Audits::Table, Audits::SiteId)
-                            .to(Sites::Table, Sites::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Audits::Table, Audits::CreatedBy)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Audits::Table, Audits::RegionCode)
-                            .to(Regions::Table, Regions::Code)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Audits::Table, Audits::ReleaseHash)
-                            .to(CatalogReleases::Table, CatalogReleases::Hash)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut references(
+                        (Audits::Table, Audits::SiteId),
+                        (Sites::Table, Sites::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
+                    .foreign_key(&mut references(
+                        (Audits::Table, Audits::CreatedBy),
+                        (Users::Table, Users::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
+                    .foreign_key(&mut references(
+                        (Audits::Table, Audits::RegionCode),
+                        (Regions::Table, Regions::Code),
+                        ForeignKeyAction::Restrict,
+                    ))
+                    .foreign_key(&mut references(
+                        (Audits::Table, Audits::ReleaseHash),
+                        (CatalogReleases::Table, CatalogReleases::Hash),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .take(),
             ))
             .await?;
-        for (name, cols) in [
-            ("ix_audits_created_by", vec![Audits::CreatedBy]),
-            ("ix_audits_organisation", vec![Audits::OrganisationId]),
-            (
-                "ix_audits_scope_status",
-                vec![Audits::RegionCode, Audits::Sector, Audits::Status],
+        for statement in [
+            index(
+                "ix_audits_created_by",
+                Audits::Table,
+                [Audits::CreatedBy],
+                false,
             ),
-            ("ix_audits_site", vec![Audits::SiteId]),
+            index(
+                "ix_audits_organisation",
+                Audits::Table,
+                [Audits::OrganisationId],
+                false,
+            ),
+            index(
+                "ix_audits_scope_status",
+                Audits::Table,
+                [Audits::RegionCode, Audits::Sector, Audits::Status],
+                false,
+            ),
+            index("ix_audits_site", Audits::Table, [Audits::SiteId], false),
         ] {
-            let mut index = Index::create();
-            index.name(name).table(Audits::Table);
-            for col in cols {
-                index.col(col);
-            }
-            manager.create_index(index.take()).await?;
+            manager.create_index(statement).await?;
         }
 
         manager

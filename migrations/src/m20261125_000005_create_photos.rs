@@ -9,7 +9,7 @@ use sea_orm_migration::schema::{
     timestamp_with_time_zone, timestamp_with_time_zone_null, uuid, uuid_null,
 };
 
-use crate::columns::{id, with_timestamps};
+use crate::columns::{id, index, references, with_timestamps};
 use crate::m20261125_000002_create_users::Users;
 use crate::m20261125_000004_create_audits::Audits;
 
@@ -73,49 +73,42 @@ impl MigrationTrait for Migration {
                     .col(text(Photos::Flags))
                     .col(string_null(Photos::ClientPhotoId))
                     .col(uuid(Photos::UploadedBy))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Photos::Table, Photos::AuditId)
-                            .to(Audits::Table, Audits::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Photos::Table, Photos::UploadedBy)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut references(
+                        (Photos::Table, Photos::AuditId),
+                        (Audits::Table, Audits::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
+                    .foreign_key(&mut references(
+                        (Photos::Table, Photos::UploadedBy),
+                        (Users::Table, Users::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .take(),
             ))
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("ix_photos_audit")
-                    .table(Photos::Table)
-                    .col(Photos::AuditId)
-                    .take(),
-            )
+            .create_index(index(
+                "ix_photos_audit",
+                Photos::Table,
+                [Photos::AuditId],
+                false,
+            ))
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("ix_photos_sha256")
-                    .table(Photos::Table)
-                    .col(Photos::Sha256)
-                    .take(),
-            )
+            .create_index(index(
+                "ix_photos_sha256",
+                Photos::Table,
+                [Photos::Sha256],
+                false,
+            ))
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("ux_photos_client_id")
-                    .table(Photos::Table)
-                    .col(Photos::AuditId)
-                    .col(Photos::ClientPhotoId)
-                    .unique()
-                    .take(),
-            )
+            .create_index(index(
+                "ux_photos_client_id",
+                Photos::Table,
+                [Photos::AuditId, Photos::ClientPhotoId],
+                true,
+            ))
             .await?;
 
         manager
@@ -131,12 +124,11 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Uploads::Offset))
                     .col(timestamp_with_time_zone(Uploads::ExpiresAt))
                     .col(uuid_null(Uploads::PhotoId))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Uploads::Table, Uploads::AuditId)
-                            .to(Audits::Table, Audits::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut references(
+                        (Uploads::Table, Uploads::AuditId),
+                        (Audits::Table, Audits::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
                     .take(),
             ))
             .await?;

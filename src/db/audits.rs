@@ -53,9 +53,6 @@ pub enum Created {
 /// # Errors
 /// Database failure; [`DbError::MissingReference`] for an unknown site.
 pub async fn create(db: &DatabaseConnection, new: NewAudit) -> Result<Created, DbError> {
-    if let Some(existing) = get(db, new.id).await? {
-        return Ok(Created::Existing(existing));
-    }
     let ts = now();
     let model = audit::ActiveModel {
         id: Set(new.id),

@@ -97,15 +97,3 @@ pub async fn since(
         .all(db)
         .await?)
 }
-
-/// The newest sequence number, or 0 for an empty feed.
-///
-/// # Errors
-/// Database failure.
-pub async fn head(db: &DatabaseConnection) -> Result<i64, DbError> {
-    Ok(change::Entity::find()
-        .order_by_desc(change::Column::Seq)
-        .one(db)
-        .await?
-        .map_or(0, |c| c.seq))
-}

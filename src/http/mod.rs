@@ -130,8 +130,12 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(CompressionLayer::new())
-        // Without configured origins there is no CORS layer at all: it would
-        // otherwise answer every OPTIONS itself (tus discovery included).
+        // Tus discovery is answered before CORS, which treats every OPTIONS
+        // as a preflight; without configured origins there is no CORS layer.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            uploads::discovery,
+        ))
         .option_layer((!state.settings.cors_origins.is_empty()).then(|| cors(&state.settings.cors_origins)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));

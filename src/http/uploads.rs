@@ -10,7 +10,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::options;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::Utc;
@@ -40,12 +39,27 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(head_upload, patch_upload, delete_upload))
-        .route("/uploads", options(capabilities))
         .layer(axum::middleware::from_fn(tus_headers))
 }
 
-/// `OPTIONS /api/v1/uploads`: what this server supports (no token needed).
-async fn capabilities(State(state): State<AppState>) -> Response {
+/// Answers tus discovery (`OPTIONS /api/v1/uploads` without CORS preflight
+/// headers). It sits outside the CORS layer, which would otherwise take
+/// every OPTIONS request for a browser preflight.
+pub async fn discovery(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let is_discovery = request.method() == axum::http::Method::OPTIONS
+        && request.uri().path() == "/api/v1/uploads"
+        && !request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if is_discovery {
+        capabilities(&state)
+    } else {
+        next.run(request).await
+    }
+}
+
+/// What this server supports (no token needed).
+fn capabilities(state: &AppState) -> Response {
     (
         StatusCode::NO_CONTENT,
         [
@@ -70,11 +84,10 @@ async fn capabilities(State(state): State<AppState>) -> Response {
 
 /// Every answer carries `Tus-Resumable`; requests must speak 1.0.0.
 async fn tus_headers(request: Request, next: Next) -> Response {
-    let speaks = request.method() == axum::http::Method::OPTIONS
-        || request
-            .headers()
-            .get("tus-resumable")
-            .is_some_and(|v| v.as_bytes() == TUS_VERSION.as_bytes());
+    let speaks = request
+        .headers()
+        .get("tus-resumable")
+        .is_some_and(|v| v.as_bytes() == TUS_VERSION.as_bytes());
     let mut response = if speaks {
         next.run(request).await
     } else {
@@ -228,6 +241,32 @@ async fn create(
         .into_response())
 }
 
+/// Uploads with a PATCH in progress in this process. Two PATCHes at once
+/// would both append to the file before either moved the offset; the
+/// second is refused instead (tus leaves locking to the server).
+static WRITING: std::sync::Mutex<Vec<Uuid>> = std::sync::Mutex::new(Vec::new());
+
+struct Writing(Uuid);
+
+impl Writing {
+    fn claim(id: Uuid) -> Option<Self> {
+        let mut busy = WRITING.lock().ok()?;
+        if busy.contains(&id) {
+            return None;
+        }
+        busy.push(id);
+        Some(Self(id))
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = WRITING.lock() {
+            busy.retain(|id| *id != self.0);
+        }
+    }
+}
+
 fn part_path(state: &AppState, id: Uuid) -> std::path::PathBuf {
     state
         .settings
@@ -282,7 +321,7 @@ async fn head_upload(
            ("Upload-Checksum" = Option<String>, Header, description = "`sha256 <base64 digest of this chunk>`")),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "stored; new `Upload-Offset`"),
-              (status = 409, description = "`offset-mismatch`, `upload-complete`", body = Problem),
+              (status = 409, description = "`offset-mismatch`, `upload-complete`, `upload-busy`", body = Problem),
               (status = 413, description = "`file-too-large`: more bytes than Upload-Length", body = Problem),
               (status = 415, description = "`unsupported-media-type` or an ingest refusal", body = Problem),
               (status = 460, description = "`checksum-mismatch`: the chunk was discarded", body = Problem)))]
@@ -303,6 +342,10 @@ async fn patch_upload(
             "send chunks as application/offset+octet-stream",
         ));
     }
+    let _writing = Writing::claim(id).ok_or_else(|| {
+        ApiError::conflict("upload-busy", "another request is writing to this upload")
+            .retry_after(1)
+    })?;
     let row = owned(&state, &who, id).await?;
     if row.photo_id.is_some() || row.offset >= row.length {
         return Err(ApiError::conflict(
