@@ -77,8 +77,18 @@ enum Command {
         #[arg(long, default_value = "json")]
         format: Format,
     },
+    /// Inspect the tamper-evident audit log.
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Walk the hash chain; exit status 1 naming the first changed, removed
+    /// or reordered entry.
+    Verify,
 }
 
 #[derive(Debug, Args)]
@@ -315,8 +325,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sector,
             };
             let user = create_account(&state.db, account).await?;
+            db::audit_log::record(
+                &state.db,
+                &db::audit_log::Actor::system(),
+                db::audit_log::Entry::new("user.created", "user", user.id).detail(
+                    serde_json::json!({"email": user.email, "role": user.role, "via": "command line"}),
+                ),
+            )
+            .await?;
             println!("created {} ({}) with id {}", user.email, user.role, user.id);
             Ok(())
+        }
+        Command::Log(LogCommand::Verify) => {
+            let settings = settings(&cli.common, Overrides::default())?;
+            let conn = db::connect(&settings.database_url).await?;
+            let report = db::audit_log::verify(&conn).await?;
+            match report.first_broken {
+                None => {
+                    println!(
+                        "audit log intact: {} entries, head {} {}",
+                        report.entries, report.head_seq, report.head_hash
+                    );
+                    Ok(())
+                }
+                Some(broken) => {
+                    eprintln!(
+                        "audit log broken at entry {} ({:?}): {}",
+                        broken.seq, broken.breach, broken.message
+                    );
+                    bail!("the audit log does not verify")
+                }
+            }
         }
     }
 }

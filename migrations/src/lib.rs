@@ -11,6 +11,7 @@ mod m20261125_000002_create_users;
 mod m20261125_000003_create_catalog;
 mod m20261125_000004_create_audits;
 mod m20261125_000005_create_photos;
+mod m20261202_000006_create_review;
 
 /// Applies Dostup's migrations in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_catalog::Migration),
             Box::new(m20261125_000004_create_audits::Migration),
             Box::new(m20261125_000005_create_photos::Migration),
+            Box::new(m20261202_000006_create_review::Migration),
         ]
     }
 }

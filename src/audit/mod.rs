@@ -2,6 +2,8 @@
 //! Pure domain code: values in, values out; persistence is in `db::audits`,
 //! HTTP in `http::audits`.
 
+pub mod review;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -168,8 +168,8 @@ impl Sessions {
         self.open(db, &user, row.family_id).await
     }
 
-    /// Ends the session the refresh token belongs to. Unknown tokens are
-    /// accepted silently, so logout is idempotent.
+    /// Ends the session the refresh token belongs to and returns its user.
+    /// Unknown tokens are accepted silently (`None`), so logout is idempotent.
     ///
     /// # Errors
     /// Database failure.
@@ -177,11 +177,13 @@ impl Sessions {
         &self,
         db: &DatabaseConnection,
         refresh_token: &str,
-    ) -> Result<(), AuthError> {
-        if let Some(row) = db::tokens::find_by_hash(db, &token::digest(refresh_token)).await? {
-            db::tokens::revoke_family(db, row.family_id).await?;
+    ) -> Result<Option<Uuid>, AuthError> {
+        match db::tokens::find_by_hash(db, &token::digest(refresh_token)).await? {
+            Some(row) if db::tokens::revoke_family(db, row.family_id).await? > 0 => {
+                Ok(Some(row.user_id))
+            }
+            _ => Ok(None),
         }
-        Ok(())
     }
 
     /// Verifies an access token.

@@ -14,10 +14,12 @@ use sea_orm::{
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use super::audit_log::{self, Actor, Entry};
 use super::changes::{self, NewChange};
-use super::entity::audit;
+use super::entity::{audit, audit_revision, photo};
 use super::scope::{ScopeColumns, visible_to};
 use super::{DbError, Page, PageRequest, now};
+use crate::audit::review::PhotoRef;
 use crate::audit::{AuditScope, AuditStatus};
 use crate::auth::Principal;
 
@@ -52,7 +54,11 @@ pub enum Created {
 ///
 /// # Errors
 /// Database failure; [`DbError::MissingReference`] for an unknown site.
-pub async fn create(db: &DatabaseConnection, new: NewAudit) -> Result<Created, DbError> {
+pub async fn create(
+    db: &DatabaseConnection,
+    new: NewAudit,
+    actor: &Actor,
+) -> Result<Created, DbError> {
     let ts = now();
     let model = audit::ActiveModel {
         id: Set(new.id),
@@ -71,6 +77,9 @@ pub async fn create(db: &DatabaseConnection, new: NewAudit) -> Result<Created, D
         create_fingerprint: Set(new.fingerprint),
         started_at: Set(new.started_at),
         submitted_at: Set(None),
+        revision: Set(0),
+        claimed_by: Set(None),
+        claimed_at: Set(None),
         created_at: Set(ts),
         updated_at: Set(ts),
     };
@@ -89,7 +98,16 @@ pub async fn create(db: &DatabaseConnection, new: NewAudit) -> Result<Created, D
             };
         }
     };
-    record(&txn, "audit.created", &inserted).await?;
+    record(&txn, "audit.created", &inserted, None).await?;
+    audit_log::append(
+        &txn,
+        actor,
+        Entry::new("audit.created", "audit", inserted.id)
+            .scope(&inserted.region_code, &inserted.sector)
+            .states(None, Some(state_of(&inserted)))
+            .detail(json!({"site_id": inserted.site_id})),
+    )
+    .await?;
     txn.commit().await?;
     Ok(Created::New(inserted))
 }
@@ -147,70 +165,110 @@ pub async fn list(
     Ok(Page::from_overfetch(rows, page.limit, |a| a.id))
 }
 
-/// Replaces the answers if the audit is still at `expected_version` and
-/// editable. `None` when another write got there first or the status no
-/// longer allows edits; the caller re-reads to say which.
+/// Replaces the answers if the audit is still as `before` shows it (same
+/// version) and editable. `None` when another write got there first or the
+/// status no longer allows edits; the caller re-reads to say which.
 ///
 /// # Errors
 /// Database failure.
 pub async fn update_answers(
     db: &DatabaseConnection,
-    id: Uuid,
-    expected_version: i64,
+    before: &audit::Model,
     answers: &BTreeMap<String, Json>,
+    actor: &Actor,
 ) -> Result<Option<audit::Model>, DbError> {
-    let editable = [AuditStatus::Draft.as_str(), AuditStatus::Returned.as_str()];
     let text = serde_json::to_string(answers).unwrap_or_else(|_| "{}".to_owned());
-    transition(
-        db,
-        id,
-        expected_version,
-        &editable,
-        "audit.updated",
-        |update| update.col_expr(audit::Column::Answers, Expr::value(text)),
+    let Some((txn, updated)) = conditional_update(db, before, &EDITABLE, |update| {
+        update.col_expr(audit::Column::Answers, Expr::value(text))
+    })
+    .await?
+    else {
+        return Ok(None);
+    };
+    let changed: Vec<&String> = answers.keys().collect();
+    finish(
+        txn,
+        actor,
+        Step::new("audit.updated", "audit.answers_updated", before, &updated)
+            .detail(json!({"answers": changed})),
     )
-    .await
+    .await?;
+    Ok(Some(updated))
 }
 
-/// Moves the audit from one of `from` to `to` if it is still at
-/// `expected_version`. `None` when it is not.
+/// Submits the audit if it is still as `before` shows it and editable: it
+/// becomes `submitted`, its revision number goes up by one and a snapshot
+/// of its answers and photos is kept as that revision. `None` when another
+/// write got there first.
 ///
 /// # Errors
 /// Database failure.
-pub async fn set_status(
+pub async fn submit(
     db: &DatabaseConnection,
-    id: Uuid,
-    expected_version: i64,
-    from: &[AuditStatus],
-    to: AuditStatus,
+    before: &audit::Model,
+    actor: &Actor,
 ) -> Result<Option<audit::Model>, DbError> {
-    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-    let submitted = (to == AuditStatus::Submitted).then(now);
-    transition(
-        db,
-        id,
-        expected_version,
-        &from,
-        "audit.status_changed",
-        |update| {
-            let update = update.col_expr(audit::Column::Status, Expr::value(to.as_str()));
-            match submitted {
-                Some(at) => update.col_expr(audit::Column::SubmittedAt, Expr::value(at)),
-                None => update,
-            }
-        },
+    let at = now();
+    let Some((txn, updated)) = conditional_update(db, before, &EDITABLE, |update| {
+        update
+            .col_expr(
+                audit::Column::Status,
+                Expr::value(AuditStatus::Submitted.as_str()),
+            )
+            .col_expr(audit::Column::SubmittedAt, Expr::value(at))
+            .col_expr(
+                audit::Column::Revision,
+                Expr::col(audit::Column::Revision).add(1),
+            )
+    })
+    .await?
+    else {
+        return Ok(None);
+    };
+    let photos: Vec<PhotoRef> = photo::Entity::find()
+        .filter(photo::Column::AuditId.eq(updated.id))
+        .order_by_asc(photo::Column::CreatedAt)
+        .order_by_asc(photo::Column::Id)
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|p| PhotoRef {
+            id: p.id,
+            item: p.item_key,
+            sha256: p.sha256,
+        })
+        .collect();
+    audit_revision::Entity::insert(audit_revision::ActiveModel {
+        audit_id: Set(updated.id),
+        revision: Set(updated.revision),
+        answers: Set(updated.answers.clone()),
+        photos: Set(serde_json::to_string(&photos).unwrap_or_else(|_| "[]".to_owned())),
+        submitted_by: Set(actor.user_id.unwrap_or(updated.created_by)),
+        submitted_at: Set(at),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    finish(
+        txn,
+        actor,
+        Step::new("audit.status_changed", "audit.submitted", before, &updated)
+            .detail(json!({"revision": updated.revision, "photos": photos.len()})),
     )
-    .await
+    .await?;
+    Ok(Some(updated))
 }
 
-async fn transition(
+const EDITABLE: [AuditStatus; 2] = [AuditStatus::Draft, AuditStatus::Returned];
+
+/// Bumps the version of the audit `before` describes and applies `set`, if
+/// the audit is still at that version and in one of `from`. On success the
+/// transaction stays open for the caller's further writes and [`finish`].
+pub(super) async fn conditional_update(
     db: &DatabaseConnection,
-    id: Uuid,
-    expected_version: i64,
-    from_statuses: &[&str],
-    kind: &'static str,
+    before: &audit::Model,
+    from: &[AuditStatus],
     set: impl FnOnce(sea_orm::UpdateMany<audit::Entity>) -> sea_orm::UpdateMany<audit::Entity>,
-) -> Result<Option<audit::Model>, DbError> {
+) -> Result<Option<(DatabaseTransaction, audit::Model)>, DbError> {
     let txn = db.begin().await?;
     // The update comes first so SQLite takes its write lock at once instead
     // of upgrading a read lock (which can fail under contention).
@@ -220,28 +278,119 @@ async fn transition(
             Expr::col(audit::Column::Version).add(1),
         )
         .col_expr(audit::Column::UpdatedAt, Expr::value(now()))
-        .filter(audit::Column::Id.eq(id))
-        .filter(audit::Column::Version.eq(expected_version))
-        .filter(audit::Column::Status.is_in(from_statuses.iter().copied()));
+        .filter(audit::Column::Id.eq(before.id))
+        .filter(audit::Column::Version.eq(before.version))
+        .filter(audit::Column::Status.is_in(from.iter().map(|s| s.as_str())));
     let result = set(update).exec(&txn).await?;
     if result.rows_affected != 1 {
         txn.rollback().await?;
         return Ok(None);
     }
-    let updated = audit::Entity::find_by_id(id)
+    let updated = audit::Entity::find_by_id(before.id)
         .one(&txn)
         .await?
         .ok_or_else(|| DbError::Conflict("audit vanished during update".to_owned()))?;
-    record(&txn, kind, &updated).await?;
+    Ok(Some((txn, updated)))
+}
+
+/// One recorded step in an audit's life: the sync change and the log entry
+/// written with it.
+pub(super) struct Step<'a> {
+    change: &'static str,
+    action: &'static str,
+    before: Option<&'a audit::Model>,
+    after: &'a audit::Model,
+    /// Extra members of the change's payload.
+    payload: Option<Json>,
+    detail: Json,
+}
+
+impl<'a> Step<'a> {
+    pub(super) fn new(
+        change: &'static str,
+        action: &'static str,
+        before: &'a audit::Model,
+        after: &'a audit::Model,
+    ) -> Self {
+        Self {
+            change,
+            action,
+            before: Some(before),
+            after,
+            payload: None,
+            detail: json!({}),
+        }
+    }
+
+    pub(super) fn detail(mut self, detail: Json) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    pub(super) fn payload(mut self, extra: Json) -> Self {
+        self.payload = Some(extra);
+        self
+    }
+}
+
+/// Records the change for `/sync` and the log entry, then commits.
+pub(super) async fn finish(
+    txn: DatabaseTransaction,
+    actor: &Actor,
+    step: Step<'_>,
+) -> Result<(), DbError> {
+    let mut detail = step.detail;
+    if let Some(map) = detail.as_object_mut() {
+        map.insert("status".to_owned(), json!(step.after.status));
+        map.insert("version".to_owned(), json!(step.after.version));
+    }
+    record(&txn, step.change, step.after, step.payload).await?;
+    audit_log::append(
+        &txn,
+        actor,
+        Entry::new(step.action, "audit", step.after.id)
+            .scope(&step.after.region_code, &step.after.sector)
+            .states(step.before.map(state_of), Some(state_of(step.after)))
+            .detail(detail),
+    )
+    .await?;
     txn.commit().await?;
-    Ok(Some(updated))
+    Ok(())
+}
+
+/// What the log digests of an audit's state.
+#[must_use]
+pub fn state_of(audit: &audit::Model) -> Json {
+    json!({
+        "id": audit.id,
+        "site_id": audit.site_id,
+        "status": audit.status,
+        "version": audit.version,
+        "revision": audit.revision,
+        "answers": audit.answers,
+        "methodology": [audit.methodology_id, audit.methodology_version],
+        "release": audit.release_hash,
+        "claimed_by": audit.claimed_by,
+    })
 }
 
 async fn record(
     txn: &DatabaseTransaction,
     kind: &'static str,
     audit: &audit::Model,
+    extra: Option<Json>,
 ) -> Result<i64, DbError> {
+    let mut payload = json!({
+        "audit_id": audit.id,
+        "site_id": audit.site_id,
+        "status": audit.status,
+        "version": audit.version,
+        "revision": audit.revision,
+        "updated_at": audit.updated_at,
+    });
+    if let (Some(map), Some(Json::Object(extra))) = (payload.as_object_mut(), extra) {
+        map.extend(extra);
+    }
     changes::append(
         txn,
         NewChange {
@@ -252,13 +401,7 @@ async fn record(
             region: Some(audit.region_code.clone()),
             sector: Some(audit.sector.clone()),
             audit_status: Some(audit.status.clone()),
-            payload: json!({
-                "audit_id": audit.id,
-                "site_id": audit.site_id,
-                "status": audit.status,
-                "version": audit.version,
-                "updated_at": audit.updated_at,
-            }),
+            payload,
         },
     )
     .await

@@ -3,6 +3,7 @@
 //! [`DbError`], never raw SQL errors: unique-constraint violations become
 //! [`DbError::Conflict`] here, at the repository boundary.
 
+pub mod audit_log;
 pub mod audits;
 pub mod catalog;
 pub mod changes;
@@ -10,6 +11,7 @@ pub mod directory;
 pub mod entity;
 pub mod idempotency;
 pub mod photos;
+pub mod review;
 mod scope;
 pub mod tokens;
 pub mod users;
@@ -80,6 +82,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// # Errors
 /// A migration failed; nothing after it ran.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    apply_migrations(db).await?;
+    audit_log::ensure_head(db).await
+}
+
+async fn apply_migrations(db: &DatabaseConnection) -> Result<(), DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         return Migrator::up(db, None).await;
     }

@@ -9,6 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::audit_log::{self, Actor, Entry};
 use super::changes::{self, NewChange};
 use super::entity::{audit, photo, upload};
 use super::{DbError, now};
@@ -22,6 +23,7 @@ use crate::audit::AuditStatus;
 pub async fn insert(
     db: &DatabaseConnection,
     row: photo::Model,
+    actor: &Actor,
 ) -> Result<Option<photo::Model>, DbError> {
     let txn = db.begin().await?;
     let editable = [AuditStatus::Draft.as_str(), AuditStatus::Returned.as_str()];
@@ -65,6 +67,21 @@ pub async fn insert(
                 "updated_at": owner.updated_at,
             }),
         },
+    )
+    .await?;
+    let facts = serde_json::json!({
+        "audit_id": inserted.audit_id,
+        "item": inserted.item_key,
+        "sha256": inserted.sha256,
+        "flags": serde_json::from_str::<serde_json::Value>(&inserted.flags).unwrap_or_default(),
+    });
+    audit_log::append(
+        &txn,
+        actor,
+        Entry::new("photo.added", "photo", inserted.id)
+            .scope(&owner.region_code, &owner.sector)
+            .states(None, Some(facts.clone()))
+            .detail(facts),
     )
     .await?;
     txn.commit().await?;

@@ -19,11 +19,11 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, FieldError, Problem};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
 use super::pagination::{PageParams, Paginated};
 use crate::audit::{self, AuditScope, AuditStatus};
 use crate::auth::Principal;
-use crate::checklist::{AnswerSet, Overrides, evaluate, missing_for_submission, validate_answer};
+use crate::checklist::{AnswerSet, evaluate, missing_for_submission, validate_answer};
 use crate::db::audits::{self as repo, AuditFilter, Created, NewAudit};
 use crate::db::directory;
 use crate::db::entity::audit as row;
@@ -82,6 +82,11 @@ pub struct AuditOut {
     pub evaluation: Json_,
     /// Photo evidence attached to items.
     pub photos: Vec<super::photos::PhotoOut>,
+    /// Submissions so far (0 while a first draft); each is kept as a revision.
+    pub revision: i32,
+    /// Claim, reviewers' verdicts per rule (overrides are applied in
+    /// `evaluation`) and decisions with their comments.
+    pub review: super::review::ReviewState,
     pub started_at: Option<DateTime<Utc>>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -115,6 +120,7 @@ pub struct AuditSummary {
 async fn put_audit(
     State(state): State<AppState>,
     Auth(who): Auth,
+    request_id: RequestId,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreateAudit>,
 ) -> ApiResult<Response> {
@@ -151,6 +157,7 @@ async fn put_audit(
             fingerprint: fingerprint.clone(),
             started_at: body.started_at,
         },
+        &request_id.actor(&who),
     )
     .await?;
     match created {
@@ -331,6 +338,7 @@ pub struct AnswersPatch {
 async fn patch_answers(
     State(state): State<AppState>,
     Auth(who): Auth,
+    request_id: RequestId,
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<AnswersPatch>,
@@ -356,7 +364,7 @@ async fn patch_answers(
         return Err(ApiError::Validation(errors));
     }
     let merged = audit::merge_answers(answers_of(&audit)?, &patch.answers);
-    match repo::update_answers(&state.db, id, expected, &merged).await? {
+    match repo::update_answers(&state.db, &audit, &merged, &request_id.actor(&who)).await? {
         Some(updated) => Ok(with_etag(StatusCode::OK, &render(&state, updated).await?)),
         None => Err(lost_race(&state, id).await),
     }
@@ -377,6 +385,7 @@ async fn patch_answers(
 async fn submit(
     State(state): State<AppState>,
     Auth(who): Auth,
+    request_id: RequestId,
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -417,15 +426,7 @@ async fn submit(
                 .collect(),
         ));
     }
-    match repo::set_status(
-        &state.db,
-        id,
-        audit.version,
-        &[AuditStatus::Draft, AuditStatus::Returned],
-        AuditStatus::Submitted,
-    )
-    .await?
-    {
+    match repo::submit(&state.db, &audit, &request_id.actor(&who)).await? {
         Some(updated) => Ok(with_etag(StatusCode::OK, &render(&state, updated).await?)),
         None => Err(lost_race(&state, id).await),
     }
@@ -524,7 +525,7 @@ fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-fn with_etag(status: StatusCode, audit: &AuditOut) -> Response {
+pub(super) fn with_etag(status: StatusCode, audit: &AuditOut) -> Response {
     (status, [(header::ETAG, etag(audit.version))], Json(audit)).into_response()
 }
 
@@ -535,7 +536,7 @@ fn parse_status(audit: &row::Model) -> ApiResult<AuditStatus> {
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("audit {}: {e}", audit.id)))
 }
 
-fn answers_of(audit: &row::Model) -> ApiResult<BTreeMap<String, Json_>> {
+pub(super) fn answers_of(audit: &row::Model) -> ApiResult<BTreeMap<String, Json_>> {
     serde_json::from_str(&audit.answers).map_err(|e| {
         ApiError::Internal(anyhow::anyhow!(
             "audit {} answers are not JSON: {e}",
@@ -544,7 +545,7 @@ fn answers_of(audit: &row::Model) -> ApiResult<BTreeMap<String, Json_>> {
     })
 }
 
-fn answer_set(audit: &row::Model) -> ApiResult<AnswerSet> {
+pub(super) fn answer_set(audit: &row::Model) -> ApiResult<AnswerSet> {
     Ok(AnswerSet {
         methodology: Some(audit.methodology_id.clone()),
         answers: answers_of(audit)?,
@@ -553,14 +554,14 @@ fn answer_set(audit: &row::Model) -> ApiResult<AnswerSet> {
 }
 
 /// The audit as clients see it, evaluated against its pinned release.
-async fn render(state: &AppState, audit: row::Model) -> ApiResult<AuditOut> {
+pub(super) async fn render(state: &AppState, audit: row::Model) -> ApiResult<AuditOut> {
     let catalog = state
         .catalogs
         .for_release(&audit.release_hash)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let answers = answer_set(&audit)?;
-    let overrides = Overrides::new();
+    let (overrides, review) = super::review::review_state(state, &audit).await?;
     let evaluation = evaluate(&catalog, Some(&audit.methodology_id), &answers, &overrides)
         .map_err(|e| anyhow::anyhow!("audit {} does not evaluate: {e}", audit.id))?;
     let evaluation = serde_json::to_value(&evaluation)
@@ -581,6 +582,8 @@ async fn render(state: &AppState, audit: row::Model) -> ApiResult<AuditOut> {
         answers: answers.answers,
         evaluation,
         photos: super::photos::of_audit(state, audit.id).await?,
+        revision: audit.revision,
+        review,
         started_at: audit.started_at,
         submitted_at: audit.submitted_at,
         created_at: audit.created_at,

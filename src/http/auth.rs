@@ -11,12 +11,15 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
+use super::audit_log::record_committed;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, Auth, ClientAddr};
+use super::extract::{ApiJson, Auth, ClientAddr, RequestId};
 use crate::auth::TokenPair;
 use crate::db;
+use crate::db::audit_log::{Actor, Entry};
 use crate::db::entity::user;
 use crate::domain::{RegionCode, Role, Sector};
+use serde_json::json;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,12 +57,21 @@ pub struct RefreshRequest {
 async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
+    request_id: RequestId,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     let pair = state
         .sessions
         .login(&state.db, &body.email, &body.password, addr)
         .await?;
+    session_event(
+        &state,
+        &pair,
+        request_id,
+        "user.login",
+        json!({"address": addr}),
+    )
+    .await;
     Ok(Json(pair))
 }
 
@@ -71,14 +83,33 @@ async fn login(
         (status = 401, description = "`invalid-refresh-token`, `refresh-token-reused`", body = Problem)))]
 async fn refresh(
     State(state): State<AppState>,
+    request_id: RequestId,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(
-        state
-            .sessions
-            .refresh(&state.db, &body.refresh_token)
-            .await?,
-    ))
+    let pair = state
+        .sessions
+        .refresh(&state.db, &body.refresh_token)
+        .await?;
+    session_event(&state, &pair, request_id, "user.token_refreshed", json!({})).await;
+    Ok(Json(pair))
+}
+
+/// Logs a session event of the user the new tokens belong to.
+async fn session_event(
+    state: &AppState,
+    pair: &TokenPair,
+    request_id: RequestId,
+    action: &'static str,
+    detail: serde_json::Value,
+) {
+    if let Ok(who) = state.sessions.authenticate(&pair.access_token) {
+        record_committed(
+            state,
+            &request_id.actor(&who),
+            Entry::new(action, "user", who.user_id).detail(detail),
+        )
+        .await;
+    }
 }
 
 /// Ends the session of a refresh token; its tokens stop working. Idempotent.
@@ -86,12 +117,21 @@ async fn refresh(
     responses((status = 204, description = "logged out")))]
 async fn logout(
     State(state): State<AppState>,
+    request_id: RequestId,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    state
+    let ended = state
         .sessions
         .logout(&state.db, &body.refresh_token)
         .await?;
+    if let Some(user) = ended {
+        let actor = Actor {
+            user_id: Some(user),
+            role: None,
+            request_id: request_id.0,
+        };
+        record_committed(&state, &actor, Entry::new("user.logout", "user", user)).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::{ApiError, FieldError};
 use crate::auth::{Principal, TokenError};
+use crate::db::audit_log::Actor;
 
 /// A JSON request body. Requires `Content-Type: application/json` (415),
 /// well-formed JSON (400 `malformed-json`) and a value of the right shape
@@ -265,5 +266,32 @@ impl FromRequestParts<AppState> for ClientAddr {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         Ok(Self(peer))
+    }
+}
+
+/// The request's id (`X-Request-Id`, set by the service when the client
+/// sent none), for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(128).collect()),
+        ))
+    }
+}
+
+impl RequestId {
+    /// The caller acting in this request, as the audit log records it.
+    #[must_use]
+    pub fn actor(self, who: &Principal) -> Actor {
+        Actor::of(who, self.0)
     }
 }

@@ -13,11 +13,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
+use super::audit_log::record_committed;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
 use super::pagination::{PageParams, Paginated};
 use super::validate::Checks;
 use crate::auth::Principal;
+use crate::db::audit_log::Entry;
 use crate::db::directory::{self, InstitutionFilter, NewInstitution, NewSite};
 use crate::db::entity::{institution, site};
 use crate::domain::{RegionCode, Sector};
@@ -156,6 +158,7 @@ pub struct NewInstitutionIn {
 async fn create_institution(
     State(state): State<AppState>,
     Auth(principal): Auth,
+    request_id: RequestId,
     ApiJson(body): ApiJson<NewInstitutionIn>,
 ) -> ApiResult<(StatusCode, Json<InstitutionOut>)> {
     require_directory_writer(&principal)?;
@@ -213,7 +216,17 @@ async fn create_institution(
         ),
         other => other.into(),
     })?;
-    Ok((StatusCode::CREATED, Json(created.try_into()?)))
+    let out: InstitutionOut = created.try_into()?;
+    record_committed(
+        &state,
+        &request_id.actor(&principal),
+        Entry::new("institution.created", "institution", out.id)
+            .scope(out.region.as_str(), out.sector.as_str())
+            .states(None, serde_json::to_value(&out).ok())
+            .detail(serde_json::json!({"name": out.name})),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// One institution.
@@ -269,6 +282,7 @@ pub struct NewSiteIn {
 async fn create_site(
     State(state): State<AppState>,
     Auth(principal): Auth,
+    request_id: RequestId,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewSiteIn>,
 ) -> ApiResult<(StatusCode, Json<SiteOut>)> {
@@ -309,7 +323,17 @@ async fn create_site(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(created.into())))
+    let out = SiteOut::from(created);
+    record_committed(
+        &state,
+        &request_id.actor(&principal),
+        Entry::new("site.created", "site", out.id)
+            .scope(institution.region.as_str(), institution.sector.as_str())
+            .states(None, serde_json::to_value(&out).ok())
+            .detail(serde_json::json!({"institution_id": id, "name": out.name})),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// One site.

@@ -3,6 +3,7 @@
 //! limits, panic capture) and serves the OpenAPI document and its viewer.
 //! Handlers live in one module per resource.
 
+pub mod audit_log;
 pub mod audits;
 pub mod auth;
 pub mod checklists;
@@ -14,6 +15,7 @@ pub mod institutions;
 pub mod organisations;
 pub mod pagination;
 pub mod photos;
+pub mod review;
 pub mod sync;
 pub mod uploads;
 pub mod users;
@@ -75,6 +77,8 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         (name = "checklists", description = "Checklists and methodologies for offline work"),
         (name = "audits", description = "Field audits, answers, submission and sync"),
         (name = "evidence", description = "Photo evidence: uploads, originals, thumbnails"),
+        (name = "review", description = "Ministry review: queue, claims, verdicts, decisions, revisions"),
+        (name = "log", description = "The tamper-evident history of every change"),
         (name = "health", description = "Probes")
     )
 )]
@@ -100,6 +104,8 @@ fn api(max_photo_bytes: u64) -> OpenApiRouter<AppState> {
         .merge(audits::router())
         .merge(checklists::router())
         .merge(sync::router())
+        .merge(review::router())
+        .merge(audit_log::router())
         .merge(uploads::router())
         .merge(institutions::router())
         .merge(organisations::router())

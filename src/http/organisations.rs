@@ -12,11 +12,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
+use super::audit_log::record_committed;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
 use super::pagination::{PageParams, Paginated};
 use super::validate::Checks;
 use crate::db::DbError;
+use crate::db::audit_log::Entry;
 use crate::db::directory::{self, NewOrganisation};
 use crate::db::entity::organisation;
 use crate::domain::{OrganisationKind, RegionCode, Role};
@@ -107,6 +109,7 @@ pub struct NewOrganisationIn {
 async fn create_organisation(
     State(state): State<AppState>,
     Auth(principal): Auth,
+    request_id: RequestId,
     ApiJson(body): ApiJson<NewOrganisationIn>,
 ) -> ApiResult<(StatusCode, Json<OrganisationOut>)> {
     if principal.role != Role::Admin {
@@ -134,7 +137,16 @@ async fn create_organisation(
         }
         other => other.into(),
     })?;
-    Ok((StatusCode::CREATED, Json(created.try_into()?)))
+    let out: OrganisationOut = created.try_into()?;
+    record_committed(
+        &state,
+        &request_id.actor(&principal),
+        Entry::new("organisation.created", "organisation", out.id)
+            .states(None, serde_json::to_value(&out).ok())
+            .detail(serde_json::json!({"name": out.name})),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// One organisation.

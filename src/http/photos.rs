@@ -21,9 +21,10 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiPath, Auth};
+use super::extract::{ApiPath, Auth, RequestId};
 
 use crate::auth::Principal;
+use crate::db::audit_log::Actor;
 use crate::db::entity::{audit as audit_row, photo};
 use crate::db::{directory, photos};
 use crate::evidence::{
@@ -127,6 +128,7 @@ pub struct PhotoForm {
 async fn upload_photo(
     State(state): State<AppState>,
     Auth(who): Auth,
+    request_id: RequestId,
     ApiPath(audit_id): ApiPath<Uuid>,
     mut form: Multipart,
 ) -> ApiResult<Response> {
@@ -164,7 +166,8 @@ async fn upload_photo(
     let client_id = client_id
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
-    let (status, stored) = accept(&state, &who, &audit, &item, client_id, file).await?;
+    let actor = request_id.actor(&who);
+    let (status, stored) = accept(&state, &actor, &audit, &item, client_id, file).await?;
     Ok((status, Json(PhotoOut::from(stored))).into_response())
 }
 
@@ -203,7 +206,7 @@ pub(crate) async fn check_item(
 /// Validates, stores and records a fully received file.
 pub(crate) async fn accept(
     state: &AppState,
-    who: &Principal,
+    actor: &Actor,
     audit: &audit_row::Model,
     item: &str,
     client_id: Option<String>,
@@ -305,11 +308,11 @@ pub(crate) async fn accept(
         device: ingested.exif.device.clone(),
         flags: serde_json::to_string(&flags).unwrap_or_else(|_| "[]".to_owned()),
         client_photo_id: client_id,
-        uploaded_by: who.user_id,
+        uploaded_by: actor.user_id.unwrap_or(audit.created_by),
         created_at: now,
         updated_at: now,
     };
-    match photos::insert(&state.db, row).await {
+    match photos::insert(&state.db, row, actor).await {
         Ok(Some(stored)) => Ok((StatusCode::CREATED, stored)),
         Ok(None) => Err(ApiError::conflict(
             "audit-not-editable",

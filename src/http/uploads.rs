@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiPath, Auth};
+use super::extract::{ApiPath, Auth, RequestId};
 use super::photos::{TempUpload, accept, check_item, editable_audit};
 use crate::auth::Principal;
 use crate::db::entity::upload;
@@ -328,6 +328,7 @@ async fn head_upload(
 async fn patch_upload(
     State(state): State<AppState>,
     Auth(who): Auth,
+    request_id: RequestId,
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
     body: Body,
@@ -457,7 +458,7 @@ async fn patch_upload(
     let temp = TempUpload::adopt(path).await?;
     match accept(
         &state,
-        &who,
+        &request_id.actor(&who),
         &audit,
         &row.item_key,
         Some(format!("tus-{id}")),

@@ -10,13 +10,15 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
+use super::audit_log::record_committed;
 use super::auth::UserOut;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
 use super::pagination::{PageParams, Paginated};
 use crate::auth::Principal;
 use crate::auth::accounts::{AccountError, NewAccount, create_account};
 use crate::db;
+use crate::db::audit_log::Entry;
 use crate::domain::{RegionCode, Role, Sector};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -74,6 +76,7 @@ pub struct NewUserIn {
 async fn create_user(
     State(state): State<AppState>,
     Auth(principal): Auth,
+    request_id: RequestId,
     ApiJson(body): ApiJson<NewUserIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
     require_admin(&principal)?;
@@ -104,7 +107,16 @@ async fn create_user(
             AccountError::Db(db) => db.into(),
             AccountError::Internal(msg) => ApiError::Internal(anyhow::anyhow!(msg)),
         })?;
-    Ok((StatusCode::CREATED, Json(created.try_into()?)))
+    let out: UserOut = created.try_into()?;
+    record_committed(
+        &state,
+        &request_id.actor(&principal),
+        Entry::new("user.created", "user", out.id)
+            .states(None, serde_json::to_value(&out).ok())
+            .detail(serde_json::json!({"email": out.email, "role": out.role})),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// One user (admins only).

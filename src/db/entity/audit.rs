@@ -25,6 +25,11 @@ pub struct Model {
     pub create_fingerprint: String,
     pub started_at: Option<DateTimeUtc>,
     pub submitted_at: Option<DateTimeUtc>,
+    /// Number of submissions so far: the revision under review.
+    pub revision: i32,
+    /// The reviewer working on the audit, so two do not take the same one.
+    pub claimed_by: Option<Uuid>,
+    pub claimed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

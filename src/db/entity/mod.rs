@@ -2,6 +2,9 @@
 //! no behaviour; the repository functions in `db` turn them into domain values.
 
 pub mod audit;
+pub mod audit_log;
+pub mod audit_log_head;
+pub mod audit_revision;
 pub mod catalog_release;
 pub mod change;
 pub mod checklist_version;
@@ -11,6 +14,8 @@ pub mod organisation;
 pub mod photo;
 pub mod refresh_token;
 pub mod region;
+pub mod review_decision;
+pub mod review_verdict;
 pub mod site;
 pub mod upload;
 pub mod user;

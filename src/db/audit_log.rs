@@ -1,0 +1,489 @@
+//! The tamper-evident history: an append-only log of every mutating action,
+//! each entry carrying the SHA-256 of the one before it.
+//!
+//! Entries are numbered 1, 2, 3 … by a single head row (`audit_log_head`)
+//! that every append updates first. That first write takes SQLite's write
+//! lock, or on PostgreSQL the head row's lock, and holds it until commit, so
+//! concurrent requests and replicas append one after another and the chain
+//! never forks. The head also remembers the last entry, so cutting entries
+//! off the end is as visible as changing one in the middle.
+//!
+//! Append inside the transaction of the action it records, last, just
+//! before commit: the action and its entry land together or not at all, and
+//! the serialised stretch stays short.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::entity::{audit_log, audit_log_head};
+use super::{DbError, now};
+use crate::auth::Principal;
+use crate::domain::Role;
+
+/// `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const HEAD_ID: i32 = 1;
+
+/// Who acts, and the request that carries the action.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Option<Uuid>,
+    pub role: Option<Role>,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// The authenticated caller of a request.
+    #[must_use]
+    pub fn of(principal: &Principal, request_id: Option<String>) -> Self {
+        Self {
+            user_id: Some(principal.user_id),
+            role: Some(principal.role),
+            request_id,
+        }
+    }
+
+    /// The service itself (command line, background work).
+    #[must_use]
+    pub fn system() -> Self {
+        Self::default()
+    }
+}
+
+/// One action to record.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// What happened: `audit.submitted`, `user.login`, `review.decided` …
+    pub action: &'static str,
+    /// What it happened to: `audit`, `institution`, `user` …
+    pub target_type: &'static str,
+    pub target_id: String,
+    /// Region and sector of the target, when it has them (reviewers see
+    /// the entries of their scope).
+    pub region: Option<String>,
+    pub sector: Option<String>,
+    /// The target's state before and after; only their digests are kept.
+    pub before: Option<Json>,
+    pub after: Option<Json>,
+    /// A few readable facts (new status, comment …), kept as they are.
+    pub detail: Json,
+}
+
+impl Entry {
+    /// An entry with no state digests, scope or detail yet.
+    #[must_use]
+    pub fn new(action: &'static str, target_type: &'static str, target_id: impl ToString) -> Self {
+        Self {
+            action,
+            target_type,
+            target_id: target_id.to_string(),
+            region: None,
+            sector: None,
+            before: None,
+            after: None,
+            detail: json!({}),
+        }
+    }
+
+    /// Sets the target's scope.
+    #[must_use]
+    pub fn scope(mut self, region: &str, sector: &str) -> Self {
+        self.region = Some(region.to_owned());
+        self.sector = Some(sector.to_owned());
+        self
+    }
+
+    /// Sets the states whose digests are kept.
+    #[must_use]
+    pub fn states(mut self, before: Option<Json>, after: Option<Json>) -> Self {
+        self.before = before;
+        self.after = after;
+        self
+    }
+
+    /// Sets the readable detail.
+    #[must_use]
+    pub fn detail(mut self, detail: Json) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// Lowercase hex SHA-256 of a JSON value's serialisation.
+#[must_use]
+pub fn digest(value: &Json) -> String {
+    hex(&Sha256::digest(value.to_string().as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash of a stored entry: SHA-256 over every field, `prev_hash`
+/// included, in a fixed order.
+#[must_use]
+pub fn entry_hash(e: &audit_log::Model) -> String {
+    let canonical = json!([
+        e.seq,
+        timestamp(e.at),
+        e.actor_id,
+        e.actor_role,
+        e.action,
+        e.target_type,
+        e.target_id,
+        e.region_code,
+        e.sector,
+        e.before_digest,
+        e.after_digest,
+        e.detail,
+        e.request_id,
+        e.prev_hash,
+    ]);
+    hex(&Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Creates the head row if this database has none yet (run at start, after
+/// migrations; idempotent and safe with replicas starting together).
+///
+/// # Errors
+/// Database failure.
+pub async fn ensure_head(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    audit_log_head::Entity::insert(audit_log_head::ActiveModel {
+        id: Set(HEAD_ID),
+        seq: Set(0),
+        hash: Set(GENESIS.to_owned()),
+    })
+    .on_conflict(
+        OnConflict::column(audit_log_head::Column::Id)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Appends an entry inside the caller's transaction `txn`; returns its number.
+///
+/// # Errors
+/// Database failure, or a missing head row (the schema was not set up by
+/// this service).
+pub async fn append<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    entry: Entry,
+) -> Result<i64, DbError> {
+    // Writing the head first takes the lock that orders appends (see the
+    // module comment); the value does not change yet.
+    let locked = audit_log_head::Entity::update_many()
+        .col_expr(
+            audit_log_head::Column::Seq,
+            Expr::col(audit_log_head::Column::Seq),
+        )
+        .filter(audit_log_head::Column::Id.eq(HEAD_ID))
+        .exec(txn)
+        .await?;
+    if locked.rows_affected != 1 {
+        return Err(DbError::MissingReference(
+            "the audit log has no head row; start the service once to create it".to_owned(),
+        ));
+    }
+    let head = audit_log_head::Entity::find_by_id(HEAD_ID)
+        .one(txn)
+        .await?
+        .ok_or_else(|| DbError::MissingReference("audit log head".to_owned()))?;
+    let mut model = audit_log::Model {
+        seq: head.seq + 1,
+        at: now(),
+        actor_id: actor.user_id,
+        actor_role: actor.role.map(|r| r.as_str().to_owned()),
+        action: entry.action.to_owned(),
+        target_type: entry.target_type.to_owned(),
+        target_id: entry.target_id,
+        region_code: entry.region,
+        sector: entry.sector,
+        before_digest: entry.before.as_ref().map(digest),
+        after_digest: entry.after.as_ref().map(digest),
+        detail: entry.detail.to_string(),
+        request_id: actor.request_id.clone(),
+        prev_hash: head.hash,
+        hash: String::new(),
+    };
+    model.hash = entry_hash(&model);
+    let seq = model.seq;
+    let hash = model.hash.clone();
+    audit_log::Entity::insert(audit_log::ActiveModel::from(model))
+        .exec_without_returning(txn)
+        .await?;
+    audit_log_head::Entity::update_many()
+        .col_expr(audit_log_head::Column::Seq, Expr::value(seq))
+        .col_expr(audit_log_head::Column::Hash, Expr::value(hash))
+        .filter(audit_log_head::Column::Id.eq(HEAD_ID))
+        .exec(txn)
+        .await?;
+    Ok(seq)
+}
+
+/// Records an action that has no transaction of its own (a login, a
+/// directory change already committed).
+///
+/// # Errors
+/// Database failure.
+pub async fn record(db: &DatabaseConnection, actor: &Actor, entry: Entry) -> Result<i64, DbError> {
+    let txn = db.begin().await?;
+    let seq = append(&txn, actor, entry).await?;
+    txn.commit().await?;
+    Ok(seq)
+}
+
+/// Filters of the log listing.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// `target_id`, or `type:id`.
+    pub target: Option<String>,
+    pub actor: Option<Uuid>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Entries after this number.
+    pub after: Option<i64>,
+}
+
+/// Entries `who` may read, oldest first, at most `limit` plus one (so the
+/// caller can tell whether more exist).
+///
+/// # Errors
+/// Database failure.
+pub async fn list(
+    db: &DatabaseConnection,
+    who: &Principal,
+    filter: &LogFilter,
+    limit: u64,
+) -> Result<Vec<audit_log::Model>, DbError> {
+    let mut query = audit_log::Entity::find().order_by_asc(audit_log::Column::Seq);
+    if who.role != Role::Admin {
+        // Reviewers read the history of what lies in their scope.
+        let mut scope = Condition::all().add(audit_log::Column::RegionCode.is_not_null());
+        if let Some(region) = &who.region {
+            scope = scope.add(audit_log::Column::RegionCode.eq(region.as_str()));
+        }
+        if let Some(sector) = who.sector {
+            scope = scope.add(audit_log::Column::Sector.eq(sector.as_str()));
+        }
+        query = query.filter(scope);
+    }
+    if let Some(target) = &filter.target {
+        query = match target.split_once(':') {
+            Some((kind, id)) => query
+                .filter(audit_log::Column::TargetType.eq(kind))
+                .filter(audit_log::Column::TargetId.eq(id)),
+            None => query.filter(audit_log::Column::TargetId.eq(target.as_str())),
+        };
+    }
+    if let Some(actor) = filter.actor {
+        query = query.filter(audit_log::Column::ActorId.eq(actor));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_log::Column::At.gte(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_log::Column::At.lt(until));
+    }
+    if let Some(after) = filter.after {
+        query = query.filter(audit_log::Column::Seq.gt(after));
+    }
+    Ok(query.limit(limit + 1).all(db).await?)
+}
+
+/// Why the chain is broken at an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Breach {
+    /// The entry's content no longer matches its hash.
+    Altered,
+    /// The entry does not follow the one before it: an entry before it was
+    /// removed, or entries were reordered.
+    Unlinked,
+    /// The entry with this number is missing.
+    Missing,
+    /// Entries at the end of the log were removed.
+    Truncated,
+}
+
+/// The first broken entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct BrokenEntry {
+    /// The entry's number.
+    pub seq: i64,
+    pub breach: Breach,
+    /// What was found, for people.
+    pub message: String,
+}
+
+/// The result of walking the chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    /// True when every entry is intact and linked, and none is missing.
+    pub intact: bool,
+    /// Entries checked.
+    pub entries: i64,
+    /// Number and hash of the last entry as the head records them.
+    pub head_seq: i64,
+    pub head_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_broken: Option<BrokenEntry>,
+}
+
+/// Walks the whole chain in batches (memory stays bounded) and reports the
+/// first broken entry.
+///
+/// # Errors
+/// Database failure.
+pub async fn verify(db: &DatabaseConnection) -> Result<Verification, DbError> {
+    const BATCH: u64 = 1000;
+    let head = audit_log_head::Entity::find_by_id(HEAD_ID)
+        .one(db)
+        .await?
+        .unwrap_or(audit_log_head::Model {
+            id: HEAD_ID,
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        });
+    let mut prev_hash = GENESIS.to_owned();
+    let mut expected = 1i64;
+    let mut checked = 0i64;
+    let mut broken = None;
+    'walk: loop {
+        let batch = audit_log::Entity::find()
+            .filter(audit_log::Column::Seq.gte(expected))
+            .order_by_asc(audit_log::Column::Seq)
+            .limit(BATCH)
+            .all(db)
+            .await?;
+        let done = (batch.len() as u64) < BATCH;
+        for entry in batch {
+            checked += 1;
+            if entry.seq != expected {
+                broken = Some(BrokenEntry {
+                    seq: expected,
+                    breach: Breach::Missing,
+                    message: format!(
+                        "entry {expected} is missing (the next one stored is {})",
+                        entry.seq
+                    ),
+                });
+                break 'walk;
+            }
+            if entry_hash(&entry) != entry.hash {
+                broken = Some(BrokenEntry {
+                    seq: entry.seq,
+                    breach: Breach::Altered,
+                    message: format!(
+                        "entry {} ({} on {} {}) was changed after it was written",
+                        entry.seq, entry.action, entry.target_type, entry.target_id
+                    ),
+                });
+                break 'walk;
+            }
+            if entry.prev_hash != prev_hash {
+                broken = Some(BrokenEntry {
+                    seq: entry.seq,
+                    breach: Breach::Unlinked,
+                    message: format!(
+                        "entry {} does not follow entry {}: entries were removed or reordered",
+                        entry.seq,
+                        entry.seq - 1
+                    ),
+                });
+                break 'walk;
+            }
+            prev_hash = entry.hash;
+            expected += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    let last = expected - 1;
+    if broken.is_none() && (head.seq != last || head.hash != prev_hash) {
+        broken = Some(if head.seq > last {
+            BrokenEntry {
+                seq: last + 1,
+                breach: Breach::Truncated,
+                message: format!(
+                    "the log ends at entry {last} but entry {} was written",
+                    head.seq
+                ),
+            }
+        } else {
+            BrokenEntry {
+                seq: last,
+                breach: Breach::Altered,
+                message: format!(
+                    "the last entry is {last} but the head records entry {} with another hash",
+                    head.seq
+                ),
+            }
+        });
+    }
+    Ok(Verification {
+        intact: broken.is_none(),
+        entries: checked,
+        head_seq: head.seq,
+        head_hash: head.hash,
+        first_broken: broken,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: i64, prev: &str) -> audit_log::Model {
+        let mut e = audit_log::Model {
+            seq,
+            at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap_or_default(),
+            actor_id: Some(Uuid::from_u128(7)),
+            actor_role: Some("reviewer".to_owned()),
+            action: "review.decided".to_owned(),
+            target_type: "audit".to_owned(),
+            target_id: "a".to_owned(),
+            region_code: Some("48".to_owned()),
+            sector: Some("education".to_owned()),
+            before_digest: None,
+            after_digest: Some(digest(&json!({"status": "approved"}))),
+            detail: "{}".to_owned(),
+            request_id: None,
+            prev_hash: prev.to_owned(),
+            hash: String::new(),
+        };
+        e.hash = entry_hash(&e);
+        e
+    }
+
+    #[test]
+    fn every_field_and_the_link_change_the_hash() {
+        let first = entry(1, GENESIS);
+        let second = entry(2, &first.hash);
+        assert_ne!(first.hash, second.hash, "the number is hashed");
+        let mut changed = second.clone();
+        changed.detail = r#"{"comment":"x"}"#.to_owned();
+        assert_ne!(entry_hash(&changed), second.hash);
+        let mut relinked = second.clone();
+        relinked.prev_hash = GENESIS.to_owned();
+        assert_ne!(entry_hash(&relinked), second.hash);
+        assert_eq!(entry_hash(&second), second.hash, "stable");
+        assert_eq!(first.hash.len(), 64);
+    }
+}
