@@ -16,6 +16,7 @@ pub mod domain;
 pub mod evidence;
 pub mod http;
 pub mod maintenance;
+pub mod rating;
 pub mod server;
 pub mod storage;
 

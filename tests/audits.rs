@@ -526,7 +526,7 @@ async fn bad_creations_name_the_field() {
         &app,
         &volunteer,
         &Uuid::new_v4().to_string(),
-        &json!({"site_id": site, "methodology": {"id": "example-region-points", "version": "0.1.0"}}),
+        &json!({"site_id": site, "methodology": {"id": "example-region-points", "version": "0.2.0"}}),
     )
     .send()
     .await

@@ -141,6 +141,7 @@ pub(crate) fn load_methodologies(
             passport: raw.passport.as_ref().map(|p| p.value.clone()),
             kind,
             rating: raw.rating.map(|r| r.value),
+            sites: raw.sites.unwrap_or_default(),
             sha256: source.sha256.clone(),
             file: source.path.clone(),
         });

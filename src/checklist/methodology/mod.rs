@@ -34,6 +34,7 @@ pub struct Methodology {
     pub(crate) passport: Option<String>,
     pub(crate) kind: MethodologyKind,
     pub(crate) rating: Option<Rating>,
+    pub(crate) sites: SiteRule,
     pub(crate) sha256: String,
     pub(crate) file: PathBuf,
 }
@@ -84,6 +85,11 @@ impl Methodology {
     pub fn rating(&self) -> Option<&Rating> {
         self.rating.as_ref()
     }
+    /// How an institution's sites combine into its score.
+    #[must_use]
+    pub fn sites(&self) -> SiteRule {
+        self.sites
+    }
     /// Whether this is the catalog's default scoring methodology.
     #[must_use]
     pub fn is_default(&self) -> bool {
@@ -96,6 +102,43 @@ impl Methodology {
             MethodologyKind::Nok(_) => "nok",
             MethodologyKind::Points(_) => "points",
             MethodologyKind::Passport(_) => "passport",
+        }
+    }
+}
+
+/// How the results of an institution's sites combine, condition by condition (or
+/// entry by entry of a points scheme), into the institution's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteRule {
+    /// A condition counts only when it holds at every audited site: each site is one
+    /// where the service is delivered, so each must be accessible.
+    #[default]
+    AllSites,
+    /// A condition counts when it holds at one audited site or more.
+    AnySite,
+}
+
+impl SiteRule {
+    /// The institution's status of a condition from its sites' statuses.
+    #[must_use]
+    pub fn combine(self, statuses: impl IntoIterator<Item = Tri>) -> Tri {
+        let (mut met, mut not_met, mut unknown) = (0usize, 0usize, 0usize);
+        for s in statuses {
+            match s {
+                Tri::Met => met += 1,
+                Tri::NotMet => not_met += 1,
+                Tri::Unknown => unknown += 1,
+            }
+        }
+        match self {
+            _ if met + not_met + unknown == 0 => Tri::Unknown,
+            Self::AllSites if not_met > 0 => Tri::NotMet,
+            Self::AllSites if unknown > 0 => Tri::Unknown,
+            Self::AllSites => Tri::Met,
+            Self::AnySite if met > 0 => Tri::Met,
+            Self::AnySite if unknown > 0 => Tri::Unknown,
+            Self::AnySite => Tri::NotMet,
         }
     }
 }
@@ -237,6 +280,16 @@ impl Nok {
     pub fn weights(&self) -> [f64; 3] {
         self.weights
     }
+    /// Cap of indicator 3.1.
+    #[must_use]
+    pub fn cap_3_1(&self) -> f64 {
+        self.cap_3_1
+    }
+    /// Cap of indicator 3.2.
+    #[must_use]
+    pub fn cap_3_2(&self) -> f64 {
+        self.cap_3_2
+    }
     /// Rule for zero disabled respondents.
     #[must_use]
     pub fn zero_respondents(&self) -> ZeroRespondents {
@@ -254,7 +307,25 @@ impl Nok {
     }
 }
 
+impl Points {
+    /// The scheme's maximum.
+    #[must_use]
+    pub fn maximum(&self) -> f64 {
+        self.maximum
+    }
+    /// Its entries.
+    #[must_use]
+    pub fn entries(&self) -> &[Condition] {
+        &self.entries
+    }
+}
+
 impl Condition {
+    /// Points when met.
+    #[must_use]
+    pub fn points(&self) -> f64 {
+        self.points
+    }
     /// Its id.
     #[must_use]
     pub fn id(&self) -> &str {

@@ -120,12 +120,27 @@ pub(crate) fn conditions<'a>(
 
 /// An indicator from conditions: known when its lower and upper bounds agree.
 fn indicator(results: &[ConditionResult<'_>], list: &[Condition], cap: f64) -> Option<f64> {
-    let met = results.iter().map(|c| c.points);
-    let unknown = results
+    let statuses: Vec<(Tri, f64)> = results
         .iter()
         .zip(list)
-        .filter(|(c, _)| c.status == Tri::Unknown)
-        .map(|(_, d)| d.points);
+        .map(|(c, d)| (c.status, d.points))
+        .collect();
+    indicator_of(&statuses, cap)
+}
+
+/// An indicator from `(status, points)` of its conditions, capped: known when the
+/// unknown conditions cannot change it (their points would all go over the cap, or
+/// there are none), `None` otherwise.
+#[must_use]
+pub fn indicator_of(statuses: &[(Tri, f64)], cap: f64) -> Option<f64> {
+    let met = statuses
+        .iter()
+        .filter(|(s, _)| *s == Tri::Met)
+        .map(|(_, p)| *p);
+    let unknown = statuses
+        .iter()
+        .filter(|(s, _)| *s == Tri::Unknown)
+        .map(|(_, p)| *p);
     let cap = to_units(cap, HUNDREDTHS);
     let low = sum_units(met, HUNDREDTHS);
     let high = low.saturating_add(sum_units(unknown, HUNDREDTHS));
@@ -195,21 +210,12 @@ pub(crate) fn compute<'a>(
     if p3_2.is_none() {
         notes.push("3.2: some conditions are unknown (missing answers or rules awaiting review)");
     }
-    let p3_3 = match survey {
-        None => {
-            notes.push("3.3: no survey counts");
+    let p3_3 = match p3_3(nok, survey) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            notes.push(why);
             None
         }
-        Some(s) if s.disabled_respondents == 0 => match nok.zero_respondents {
-            ZeroRespondents::NotComputable => {
-                notes
-                    .push("3.3: no disabled respondents; the methodology makes 3.3 not computable");
-                None
-            }
-            ZeroRespondents::Zero => Some(0.0),
-            ZeroRespondents::Full => Some(100.0),
-        },
-        Some(s) => Some(share(s.disabled_satisfied, s.disabled_respondents)),
     };
     let k3 = match (p3_1, p3_2, p3_3) {
         (Some(a), Some(b), Some(c)) => Some(k3(nok.weights, [a, b, c])),
@@ -227,17 +233,67 @@ pub(crate) fn compute<'a>(
     }
 }
 
+/// Indicator 3.3 from survey counts, under the methodology's rule for surveys with no
+/// disabled respondents.
+///
+/// # Errors
+/// Why 3.3 is not computable: no counts, or none of the respondents disabled and the
+/// methodology says so.
+pub fn p3_3(nok: &Nok, survey: Option<Survey>) -> Result<f64, &'static str> {
+    match survey {
+        None => Err("3.3: no survey counts"),
+        Some(s) if s.disabled_respondents == 0 => match nok.zero_respondents {
+            ZeroRespondents::NotComputable => {
+                Err("3.3: no disabled respondents; the methodology makes 3.3 not computable")
+            }
+            ZeroRespondents::Zero => Ok(0.0),
+            ZeroRespondents::Full => Ok(100.0),
+        },
+        Some(s) => Ok(share(s.disabled_satisfied, s.disabled_respondents)),
+    }
+}
+
+/// `Σ wᵢ·xᵢ` with the values taken to two decimals and the weights to six, computed
+/// exactly and rounded half up to two decimals: a criterion from its indicators.
+#[must_use]
+pub fn weighted_sum(weights: &[f64], values: &[f64]) -> f64 {
+    let sum = weights
+        .iter()
+        .zip(values)
+        .map(|(w, x)| to_units(*w, MILLIONTHS).saturating_mul(to_units(*x, HUNDREDTHS)))
+        .fold(0, i128::saturating_add);
+    from_units(div_half_up(sum, MILLIONTHS), HUNDREDTHS)
+}
+
+/// The arithmetic mean of values taken to two decimals, rounded half up to two
+/// decimals (`Sn = (K1+…+K5)/5`, regional means); `None` for no values.
+#[must_use]
+pub fn mean(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let sum = sum_units(values.iter().copied(), HUNDREDTHS);
+    let n = i128::try_from(values.len()).unwrap_or(i128::MAX);
+    let rounded = if sum >= 0 {
+        div_half_up(sum, n)
+    } else {
+        -div_half_up(-sum, n)
+    };
+    Some(from_units(rounded, HUNDREDTHS))
+}
+
+/// A value rounded half up to two decimals, as scores are published.
+#[must_use]
+pub fn hundredths(x: f64) -> f64 {
+    from_units(to_units(x, HUNDREDTHS), HUNDREDTHS)
+}
+
 /// K3 from indicator values, for tests and the rating: `w·(p3_1, p3_2, p3_3)` with the
 /// indicators taken to two decimals and the weights to six, computed exactly and rounded
 /// half up to two decimals (`k3([0.3, 0.4, 0.3], [60, 80, 70])` is exactly 71).
 #[must_use]
 pub fn k3(weights: [f64; 3], p: [f64; 3]) -> f64 {
-    let sum = weights
-        .iter()
-        .zip(p)
-        .map(|(w, p)| to_units(*w, MILLIONTHS).saturating_mul(to_units(p, HUNDREDTHS)))
-        .fold(0, i128::saturating_add);
-    from_units(div_half_up(sum, MILLIONTHS), HUNDREDTHS)
+    weighted_sum(&weights, &p)
 }
 
 #[cfg(test)]
@@ -264,5 +320,34 @@ mod tests {
         assert_eq!(k3([0.3, 0.4, 0.3], [100.0, 100.0, 100.0]), 100.0);
         assert!(k3([0.3, 0.4, 0.3], [1e300, 0.0, 0.0]) > 0.0);
         assert_eq!(sum_points([0.1, 0.2].into_iter()), 0.3);
+    }
+
+    #[test]
+    fn means_are_exact_and_round_half_up() {
+        assert_eq!(mean(&[71.0, 80.5, 90.25, 60.0, 75.0]), Some(75.35));
+        // 0.1 + 0.2 + 0.3 over 3 is 0.2 exactly, not 0.20000000000000004.
+        assert_eq!(mean(&[0.1, 0.2, 0.3]), Some(0.2));
+        // 100.01 / 2 = 50.005 rounds up.
+        assert_eq!(mean(&[100.0, 0.01]), Some(50.01));
+        assert_eq!(mean(&[]), None);
+        assert_eq!(weighted_sum(&[0.5, 0.5], &[70.0, 75.55]), 72.78);
+    }
+
+    #[test]
+    fn unknown_conditions_leave_an_indicator_unknown_unless_capped() {
+        let s = |t: Tri| (t, 20.0);
+        assert_eq!(
+            indicator_of(&[s(Tri::Met), s(Tri::NotMet), s(Tri::Met)], 100.0),
+            Some(40.0)
+        );
+        assert_eq!(indicator_of(&[s(Tri::Met), s(Tri::Unknown)], 100.0), None);
+        let five_met: Vec<_> = std::iter::repeat_n(s(Tri::Met), 5).collect();
+        let mut six = five_met.clone();
+        six.push(s(Tri::Unknown));
+        assert_eq!(
+            indicator_of(&six, 100.0),
+            Some(100.0),
+            "the cap makes the unknown moot"
+        );
     }
 }

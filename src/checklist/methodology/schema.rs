@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Rating, ZeroRespondents};
+use super::{Rating, SiteRule, ZeroRespondents};
 use crate::checklist::text::Localized;
 use crate::checklist::types::{Severity, Status, Zone};
 
@@ -32,6 +32,9 @@ pub(crate) struct RawMethodology {
     pub passport_rules: Option<RawPassport>,
     #[serde(default)]
     pub rating: Option<Spanned<Rating>>,
+    /// How an institution's sites combine (default `all_sites`).
+    #[serde(default)]
+    pub sites: Option<SiteRule>,
 }
 
 #[derive(Debug, Deserialize)]
