@@ -7,115 +7,17 @@
 
 mod common;
 
+use common::flows::{etag, patch, review, submit, submitted_example, verdict};
 use common::{TestApp, assert_problem, call};
 use reqwest::{Method, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-fn example_answers(name: &str) -> Value {
-    let path = format!(
-        "{}/checklists/examples/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let example: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    example["answers"].clone()
-}
-
-async fn etag(app: &TestApp, token: &str, id: &str) -> String {
-    let (status, headers, body) =
-        call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(token)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    headers["etag"].to_str().unwrap().to_owned()
-}
-
-async fn patch(app: &TestApp, token: &str, id: &str, answers: Value) -> Value {
-    let version = etag(app, token, id).await;
-    let (status, _, body) = call(
-        app.request(Method::PATCH, &format!("/api/v1/audits/{id}/answers"))
-            .bearer_auth(token)
-            .header("if-match", version)
-            .json(&json!({ "answers": answers })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
-async fn submit(app: &TestApp, token: &str, id: &str) -> (StatusCode, Value) {
-    let (status, _, body) = call(
-        app.post_json(&format!("/api/v1/audits/{id}/submit"), &json!({}))
-            .bearer_auth(token),
-    )
-    .await;
-    (status, body)
-}
-
 /// A complete audit of the demo library, answered from the accessible-building
 /// example with every required photo, submitted by `token`.
 async fn submitted_audit(app: &TestApp, token: &str) -> String {
-    submitted_example(app, token, "accessible-new-building").await
-}
-
-/// A complete audit answered from the example file `name`.
-async fn submitted_example(app: &TestApp, token: &str, name: &str) -> String {
-    let site = app.demo_site(token, "библиотека").await;
-    let id = Uuid::new_v4().to_string();
-    let (status, _, body) = call(
-        app.request(Method::PUT, &format!("/api/v1/audits/{id}"))
-            .bearer_auth(token)
-            .json(&json!({"site_id": site})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    patch(app, token, &id, example_answers(name)).await;
-    let (status, problem) = submit(app, token, &id).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-    for (n, error) in problem["errors"].as_array().unwrap().iter().enumerate() {
-        assert_eq!(error["code"], "photo-required", "{error}");
-        let form = reqwest::multipart::Form::new()
-            .text("item", error["field"].as_str().unwrap().to_owned())
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(common::images::jpeg(300 + n as u32, 200))
-                    .file_name("p.jpg"),
-            );
-        let response = app
-            .request(Method::POST, &format!("/api/v1/audits/{id}/photos"))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-    }
-    let (status, body) = submit(app, token, &id).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["revision"], 1);
-    id
-}
-
-async fn review(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {
-    app.post_json(&format!("/api/v1/audits/{id}/review"), &body)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn verdict(
-    app: &TestApp,
-    token: &str,
-    id: &str,
-    rule: &str,
-    body: Value,
-) -> reqwest::Response {
-    app.request(Method::PUT, &format!("/api/v1/audits/{id}/verdicts/{rule}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    submitted_example(app, token, "библиотека", "accessible-new-building").await
 }
 
 /// Creates an account through the admin API and returns its access token.
@@ -591,7 +493,7 @@ async fn rules_awaiting_a_reviewer_block_approval_until_judged() {
     let app = TestApp::spawn_demo().await;
     let volunteer = app.token("volunteer@demo.local").await;
     let reviewer = app.token("reviewer@demo.local").await;
-    let id = submitted_example(&app, &volunteer, "typical-older-building").await;
+    let id = submitted_example(&app, &volunteer, "библиотека", "typical-older-building").await;
     let (_, _, queue) = call(app.get("/api/v1/review/queue").bearer_auth(&reviewer)).await;
     assert_eq!(queue["items"][0]["rules"]["needs_review"], 1, "{queue}");
     assert!(queue["items"][0]["rules"]["fail"].as_u64().unwrap() > 0);

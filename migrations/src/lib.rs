@@ -12,6 +12,7 @@ mod m20261125_000003_create_catalog;
 mod m20261125_000004_create_audits;
 mod m20261125_000005_create_photos;
 mod m20261202_000006_create_review;
+mod m20261202_000007_create_rating;
 
 /// Applies Dostup's migrations in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_create_audits::Migration),
             Box::new(m20261125_000005_create_photos::Migration),
             Box::new(m20261202_000006_create_review::Migration),
+            Box::new(m20261202_000007_create_rating::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod entity;
 pub mod idempotency;
 pub mod photos;
+pub mod rating;
 pub mod review;
 mod scope;
 pub mod tokens;

@@ -23,6 +23,7 @@ use super::{DbError, now};
 use crate::audit::AuditStatus;
 use crate::audit::review::{Decision, VerdictKind};
 use crate::auth::Principal;
+use crate::checklist::{Override, Overrides};
 
 /// Filters of the review queue.
 #[derive(Debug, Clone, Default)]
@@ -425,6 +426,33 @@ pub async fn verdicts_of(
         .order_by_asc(review_verdict::Column::RuleKey)
         .all(db)
         .await?)
+}
+
+/// The reviewers' overrides of an audit, as the engine applies them.
+///
+/// # Errors
+/// Database failure.
+pub async fn overrides(db: &DatabaseConnection, audit_id: Uuid) -> Result<Overrides, DbError> {
+    Ok(overrides_of(&verdicts_of(db, audit_id).await?))
+}
+
+/// The overrides among stored verdicts (confirmations leave the engine's outcome).
+#[must_use]
+pub fn overrides_of(verdicts: &[review_verdict::Model]) -> Overrides {
+    verdicts
+        .iter()
+        .filter(|v| v.kind == VerdictKind::Override.as_str())
+        .filter_map(|v| {
+            let verdict = serde_json::from_value(Json::String(v.verdict.clone())).ok()?;
+            Some((
+                v.rule_key.clone(),
+                Override {
+                    verdict,
+                    comment: v.comment.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Decisions on an audit, oldest first.

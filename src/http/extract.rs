@@ -45,6 +45,22 @@ where
     }
 }
 
+/// A raw request body (CSV imports), with the same problem+json answers as
+/// [`ApiJson`] when it is too large or cannot be read.
+#[derive(Debug, Clone, Default)]
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(body_rejection)
+    }
+}
+
 /// Parses JSON, mapping syntax errors to 400 and shape errors to 422.
 ///
 /// # Errors
@@ -109,7 +125,7 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
+pub(super) fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };

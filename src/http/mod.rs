@@ -14,7 +14,9 @@ pub mod idempotency;
 pub mod institutions;
 pub mod organisations;
 pub mod pagination;
+pub mod passports;
 pub mod photos;
+pub mod ratings;
 pub mod review;
 pub mod sync;
 pub mod uploads;
@@ -78,6 +80,8 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         (name = "audits", description = "Field audits, answers, submission and sync"),
         (name = "evidence", description = "Photo evidence: uploads, originals, thumbnails"),
         (name = "review", description = "Ministry review: queue, claims, verdicts, decisions, revisions"),
+        (name = "passports", description = "Order 627 accessibility passports and A11yJSON"),
+        (name = "rating", description = "Rating inputs, ratings with exports, publication, public ratings"),
         (name = "log", description = "The tamper-evident history of every change"),
         (name = "health", description = "Probes")
     )
@@ -105,6 +109,8 @@ fn api(max_photo_bytes: u64) -> OpenApiRouter<AppState> {
         .merge(checklists::router())
         .merge(sync::router())
         .merge(review::router())
+        .merge(ratings::router())
+        .merge(passports::router())
         .merge(audit_log::router())
         .merge(uploads::router())
         .merge(institutions::router())

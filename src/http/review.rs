@@ -708,7 +708,7 @@ pub(super) async fn review_state(
     audit: &row::Model,
 ) -> ApiResult<(Overrides, ReviewState)> {
     let verdicts = repo::verdicts_of(&state.db, audit.id).await?;
-    let overrides = overrides_of(&verdicts);
+    let overrides = repo::overrides_of(&verdicts);
     let decisions = repo::decisions_of(&state.db, audit.id).await?;
     Ok((
         overrides,
@@ -719,23 +719,6 @@ pub(super) async fn review_state(
             decisions: decisions.into_iter().map(DecisionOut::from).collect(),
         },
     ))
-}
-
-fn overrides_of(verdicts: &[review_verdict::Model]) -> Overrides {
-    verdicts
-        .iter()
-        .filter(|v| v.kind == VerdictKind::Override.as_str())
-        .filter_map(|v| {
-            let verdict = serde_json::from_value(Json_::String(v.verdict.clone())).ok()?;
-            Some((
-                v.rule_key.clone(),
-                crate::checklist::Override {
-                    verdict,
-                    comment: v.comment.clone(),
-                },
-            ))
-        })
-        .collect()
 }
 
 /// A submitted revision, in a list.
@@ -993,7 +976,7 @@ pub(super) async fn evaluated<R>(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let answers = answer_set(audit)?;
-    let overrides = overrides_of(&repo::verdicts_of(&state.db, audit.id).await?);
+    let overrides = repo::overrides(&state.db, audit.id).await?;
     let evaluation = evaluate(&catalog, Some(&audit.methodology_id), &answers, &overrides)
         .map_err(|e| anyhow::anyhow!("audit {} does not evaluate: {e}", audit.id))?;
     Ok(f(&evaluation))

@@ -217,14 +217,21 @@ fn decode(bytes: &[u8]) -> Result<(String, &'static str), Problem> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Ok((text.to_owned(), "utf-8"));
     }
+    // Windows-1251 decodes any byte; text that comes out with control
+    // characters (UTF-16, a spreadsheet's binary format …) was something else.
+    let is_text = |t: &str| {
+        !t.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    };
     encoding_rs::WINDOWS_1251
         .decode_without_bom_handling_and_without_replacement(bytes)
+        .filter(|text| is_text(text))
         .map(|text| (text.into_owned(), "windows-1251"))
         .ok_or_else(|| {
             problem(
                 "body",
                 "unsupported-encoding",
-                "the file is neither UTF-8 nor Windows-1251; save it as CSV UTF-8",
+                "the file is neither UTF-8 nor Windows-1251 text; save it as CSV UTF-8 (an .xlsx cannot be imported as it is)",
             )
         })
 }
@@ -543,6 +550,16 @@ mod tests {
         let parsed = parse_json(json.as_bytes()).unwrap();
         assert_eq!(parsed.rows[0].values.indicators["1.2"], 70.5);
         assert_eq!(parsed.rows[0].values.k5, Some(90.0));
+    }
+
+    #[test]
+    fn binary_files_are_not_mistaken_for_windows_1251() {
+        let utf16: Vec<u8> = "year,k1\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let problems = parse_csv(&utf16).unwrap_err();
+        assert_eq!(problems[0].code, "unsupported-encoding");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! for how): a tie in the published figures is a tie in the ranking.
 
 pub mod export;
+pub mod gather;
 pub mod import;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,19 @@ pub struct Imported {
 }
 
 impl Imported {
+    /// These values with `newer` ones laid over them: what a later import gives
+    /// replaces, what it leaves out stays.
+    #[must_use]
+    pub fn merged(mut self, newer: Imported) -> Self {
+        self.k1 = newer.k1.or(self.k1);
+        self.k2 = newer.k2.or(self.k2);
+        self.k4 = newer.k4.or(self.k4);
+        self.k5 = newer.k5.or(self.k5);
+        self.indicators.extend(newer.indicators);
+        self.survey = newer.survey.or(self.survey);
+        self
+    }
+
     fn criterion(&self, id: &str) -> Option<f64> {
         match id {
             "K1" => self.k1,
@@ -51,15 +65,18 @@ impl Imported {
 
 /// One site's part: the conditions (or points entries) its latest approved audit
 /// establishes, by id.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteResult {
     pub site_id: Uuid,
     pub audit_id: Uuid,
+    /// The audit's version when the rating was computed.
+    pub audit_version: i64,
     /// The checklist release the audit was scored against.
     pub release: String,
     /// The version of the methodology in that release.
     pub methodology_version: String,
-    #[serde(skip)]
+    #[serde(skip, default)]
+    #[schema(ignore)]
     pub statuses: BTreeMap<String, Tri>,
 }
 
@@ -70,8 +87,8 @@ pub struct InstitutionInput {
     pub name: String,
     pub sites: Vec<SiteResult>,
     pub imported: Option<Imported>,
-    /// The import the values come from.
-    pub import_id: Option<Uuid>,
+    /// The imports the values come from, oldest first.
+    pub imports: Vec<Uuid>,
 }
 
 /// The scheme a rating is computed with.
@@ -88,33 +105,35 @@ pub enum Scheme<'a> {
 }
 
 /// Criterion 3 in detail.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct K3Detail {
     pub p3_1: Option<f64>,
     pub p3_2: Option<f64>,
     pub p3_3: Option<f64>,
-    /// Each 3.1 / 3.2 condition as the sites combine it.
+    /// Each 3.1 / 3.2 condition as the sites combine it: `met`, `not_met`, `unknown`.
+    #[schema(value_type = Object)]
     pub conditions: BTreeMap<String, Tri>,
 }
 
 /// A points scheme's entries as the sites combine them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PointsDetail {
+    #[schema(value_type = Object)]
     pub entries: BTreeMap<String, Tri>,
     pub maximum: f64,
 }
 
 /// Where an institution's scores come from, so they can be recomputed and explained.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sources {
     /// The latest approved audit of each site.
     pub audits: Vec<SiteResult>,
-    /// The import of the other criteria and survey counts.
-    pub import_id: Option<Uuid>,
+    /// The imports of the other criteria and survey counts, oldest first.
+    pub imports: Vec<Uuid>,
 }
 
 /// One institution in the rating.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstitutionScore {
     pub institution_id: Uuid,
     pub name: String,
@@ -137,7 +156,7 @@ pub struct InstitutionScore {
 }
 
 /// Maximum, minimum and mean of one figure over the institutions that have it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Figures {
     pub count: usize,
     pub max: Option<f64>,
@@ -157,7 +176,7 @@ impl Figures {
 }
 
 /// Summary figures of a rating.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     /// Institutions listed.
     pub institutions: usize,
@@ -305,7 +324,7 @@ fn score_institution(scheme: Scheme<'_>, input: InstitutionInput) -> Institution
         missing,
         sources: Sources {
             audits: input.sites,
-            import_id: input.import_id,
+            imports: input.imports,
         },
     }
 }

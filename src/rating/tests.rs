@@ -46,6 +46,7 @@ fn site(n: u128, met_3_1: usize, met_3_2: usize) -> SiteResult {
     SiteResult {
         site_id: Uuid::from_u128(n),
         audit_id: Uuid::from_u128(1000 + n),
+        audit_version: 3,
         release: "r".to_owned(),
         methodology_version: "1.1.0".to_owned(),
         statuses,
@@ -77,7 +78,7 @@ fn institution(
         name: name.to_owned(),
         sites,
         imported,
-        import_id: Some(Uuid::from_u128(9)),
+        imports: vec![Uuid::from_u128(9)],
     }
 }
 

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub mod flows;
 pub mod images;
 
 /// A database for one test; dropped with it.

@@ -15,7 +15,7 @@ use crate::checklist::text::Text;
 use crate::checklist::types::Outcome;
 
 /// Three-valued state of a condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tri {
     /// The mapping holds.
