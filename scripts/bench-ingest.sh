@@ -25,7 +25,11 @@ echo "mean: $(( (end - start) / 20 / 1000000 )) ms per thumbnail (process start 
 echo "== peak server memory, 8 concurrent uploads"
 cargo build --release --locked --bin dostup >/dev/null 2>&1
 data="$out/data"
-"$CARGO_TARGET_DIR/release/dostup" serve --demo --bind 127.0.0.1:0 --data-dir "$data" \
+# As deployed (deploy/Containerfile, deploy/dostup.service): glibc with a fixed
+# mmap threshold. INGEST_GLIBC_DEFAULT=1 measures glibc's own default instead.
+malloc=(MALLOC_MMAP_THRESHOLD_=131072)
+[ "${INGEST_GLIBC_DEFAULT:-0}" = 1 ] && malloc=(-u MALLOC_MMAP_THRESHOLD_)
+env "${malloc[@]}" "$CARGO_TARGET_DIR/release/dostup" serve --demo --bind 127.0.0.1:0 --data-dir "$data" \
     --photo-max-bytes 62914560 >"$out/server.log" 2>/dev/null &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT

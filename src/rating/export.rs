@@ -59,7 +59,7 @@ fn cells(layout: Layout, s: &InstitutionScore) -> Vec<Value> {
     match layout {
         Layout::Criteria => {
             for k in ["K1", "K2", "K3", "K4", "K5"] {
-                row.push(Value::Number(s.criteria.get(k).copied().flatten()));
+                row.push(Value::Number(s.criteria.and_then(|c| c.get(k))));
             }
             let k3 = s.k3.as_ref();
             row.push(Value::Number(k3.and_then(|d| d.p3_1)));

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{Imported, InstitutionInput, InstitutionScore, Scheme, SiteResult, Summary, compute};
 use crate::catalogs::Catalogs;
-use crate::checklist::methodology::MethodologyKind;
+use crate::checklist::methodology::{MethodologyKind, Tri};
 use crate::checklist::{AnswerSet, Catalog, ENGINE_VERSION, evaluate};
 use crate::db::entity::audit;
 use crate::db::{DbError, rating as repo, review};
@@ -138,6 +138,7 @@ pub async fn gather(
         MethodologyKind::Passport(_) => return Err(GatherError::NotScoring(m.id().to_owned())),
     };
 
+    let ids = scheme.condition_ids();
     let institutions = repo::institutions_in(db, &q.region, &q.sector).await?;
     let mut audits: HashMap<Uuid, Vec<audit::Model>> = HashMap::new();
     for a in repo::latest_approved(db, &q.region, &q.sector, q.year)
@@ -167,7 +168,7 @@ pub async fn gather(
                 }
             };
             digest.update(format!("audit:{}:{};", a.id, a.version));
-            sites.push(site_result(db, &catalog, m.id(), &a).await?);
+            sites.push(site_result(db, &catalog, m.id(), &ids, &a).await?);
         }
         let stored = imports.remove(&institution.id);
         let imported: Option<Imported> = stored
@@ -241,6 +242,7 @@ async fn site_result(
     db: &sea_orm::DatabaseConnection,
     catalog: &Catalog,
     methodology: &str,
+    ids: &[String],
     a: &audit::Model,
 ) -> Result<SiteResult, GatherError> {
     let answers = AnswerSet {
@@ -272,6 +274,9 @@ async fn site_result(
             .methodology(methodology)
             .map(|m| m.version().to_owned())
             .unwrap_or_default(),
-        statuses,
+        statuses: ids
+            .iter()
+            .map(|id| statuses.get(id).copied().unwrap_or(Tri::Unknown))
+            .collect(),
     })
 }

@@ -214,26 +214,28 @@ fn finish(
 /// UTF-8 (a byte-order mark is dropped), else Windows-1251.
 fn decode(bytes: &[u8]) -> Result<(String, &'static str), Problem> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return Ok((text.to_owned(), "utf-8"));
-    }
-    // Windows-1251 decodes any byte; text that comes out with control
-    // characters (UTF-16, a spreadsheet's binary format …) was something else.
+    // Windows-1251 decodes any byte, and UTF-8 takes NUL bytes: text that comes
+    // out with control characters (UTF-16, a spreadsheet's binary format …) was
+    // something else.
     let is_text = |t: &str| {
         !t.chars()
             .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     };
-    encoding_rs::WINDOWS_1251
-        .decode_without_bom_handling_and_without_replacement(bytes)
-        .filter(|text| is_text(text))
-        .map(|text| (text.into_owned(), "windows-1251"))
-        .ok_or_else(|| {
-            problem(
-                "body",
-                "unsupported-encoding",
-                "the file is neither UTF-8 nor Windows-1251 text; save it as CSV UTF-8 (an .xlsx cannot be imported as it is)",
-            )
-        })
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Some((text.to_owned(), "utf-8")),
+        Err(_) => encoding_rs::WINDOWS_1251
+            .decode_without_bom_handling_and_without_replacement(bytes)
+            .map(|text| (text.into_owned(), "windows-1251")),
+    }
+    .filter(|(text, _)| is_text(text))
+    .ok_or_else(|| {
+        problem(
+            "body",
+            "unsupported-encoding",
+            "the file is neither UTF-8 nor Windows-1251 text; save it as CSV UTF-8 \
+             (an .xlsx cannot be imported as it is)",
+        )
+    })
 }
 
 fn check_header(header: &[String], at: &str) -> Vec<Problem> {

@@ -10,6 +10,7 @@ pub mod gather;
 pub mod import;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -64,7 +65,7 @@ impl Imported {
 }
 
 /// One site's part: the conditions (or points entries) its latest approved audit
-/// establishes, by id.
+/// establishes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteResult {
     pub site_id: Uuid,
@@ -75,9 +76,10 @@ pub struct SiteResult {
     pub release: String,
     /// The version of the methodology in that release.
     pub methodology_version: String,
+    /// Status of each condition, in the order of [`Scheme::condition_ids`].
     #[serde(skip, default)]
     #[schema(ignore)]
-    pub statuses: BTreeMap<String, Tri>,
+    pub statuses: Vec<Tri>,
 }
 
 /// An institution and everything its scores come from.
@@ -104,6 +106,115 @@ pub enum Scheme<'a> {
     Points { points: &'a Points, sites: SiteRule },
 }
 
+impl Scheme<'_> {
+    /// The conditions' ids: 3.1 then 3.2 for order 344н, the entries of a points
+    /// scheme. [`SiteResult::statuses`] follow this order.
+    #[must_use]
+    pub fn condition_ids(&self) -> Vec<String> {
+        self.conditions().map(|c| c.id().to_owned()).collect()
+    }
+
+    fn conditions(&self) -> impl Iterator<Item = &crate::checklist::methodology::Condition> {
+        let (a, b): (&[_], &[_]) = match self {
+            Self::Nok { nok, .. } => (nok.conditions_3_1(), nok.conditions_3_2()),
+            Self::Points { points, .. } => (points.entries(), &[]),
+        };
+        a.iter().chain(b)
+    }
+
+    fn sites(&self) -> SiteRule {
+        match self {
+            Self::Nok { sites, .. } | Self::Points { sites, .. } => *sites,
+        }
+    }
+}
+
+/// Conditions and their statuses, shown as `{"3.1.1": "met", …}`. The ids are
+/// shared by every institution of a rating.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statuses {
+    ids: Arc<[String]>,
+    values: Vec<Tri>,
+}
+
+impl Statuses {
+    /// The status of condition `id`.
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<Tri> {
+        self.ids
+            .iter()
+            .position(|i| i == id)
+            .and_then(|n| self.values.get(n).copied())
+    }
+}
+
+impl Serialize for Statuses {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.values.len()))?;
+        for (id, t) in self.ids.iter().zip(&self.values) {
+            map.serialize_entry(id, t)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Statuses {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, Tri>::deserialize(d)?;
+        let (ids, values): (Vec<String>, Vec<Tri>) = map.into_iter().unzip();
+        Ok(Self {
+            ids: ids.into(),
+            values,
+        })
+    }
+}
+
+/// Criteria K1..K5 of order 344н; `null` where not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Criteria {
+    #[serde(rename = "K1")]
+    pub k1: Option<f64>,
+    #[serde(rename = "K2")]
+    pub k2: Option<f64>,
+    #[serde(rename = "K3")]
+    pub k3: Option<f64>,
+    #[serde(rename = "K4")]
+    pub k4: Option<f64>,
+    #[serde(rename = "K5")]
+    pub k5: Option<f64>,
+}
+
+impl Criteria {
+    /// The criterion with id `K1`..`K5`.
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<f64> {
+        match id {
+            "K1" => self.k1,
+            "K2" => self.k2,
+            "K3" => self.k3,
+            "K4" => self.k4,
+            "K5" => self.k5,
+            _ => None,
+        }
+    }
+
+    fn slot(&mut self, id: &str) -> Option<&mut Option<f64>> {
+        match id {
+            "K1" => Some(&mut self.k1),
+            "K2" => Some(&mut self.k2),
+            "K3" => Some(&mut self.k3),
+            "K4" => Some(&mut self.k4),
+            "K5" => Some(&mut self.k5),
+            _ => None,
+        }
+    }
+
+    fn all(&self) -> [Option<f64>; 5] {
+        [self.k1, self.k2, self.k3, self.k4, self.k5]
+    }
+}
+
 /// Criterion 3 in detail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct K3Detail {
@@ -112,14 +223,14 @@ pub struct K3Detail {
     pub p3_3: Option<f64>,
     /// Each 3.1 / 3.2 condition as the sites combine it: `met`, `not_met`, `unknown`.
     #[schema(value_type = Object)]
-    pub conditions: BTreeMap<String, Tri>,
+    pub conditions: Statuses,
 }
 
 /// A points scheme's entries as the sites combine them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PointsDetail {
     #[schema(value_type = Object)]
-    pub entries: BTreeMap<String, Tri>,
+    pub entries: Statuses,
     pub maximum: f64,
 }
 
@@ -141,12 +252,12 @@ pub struct InstitutionScore {
     pub rank: Option<u32>,
     /// Sn for order 344н, the points total for a points scheme; `null` while incomplete.
     pub score: Option<f64>,
-    /// K1..K5 (order 344н); `null` where missing.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub criteria: BTreeMap<String, Option<f64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// K1..K5 (order 344н).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criteria: Option<Criteria>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k3: Option<K3Detail>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub points: Option<PointsDetail>,
     /// True when every criterion is known.
     pub complete: bool,
@@ -182,12 +293,20 @@ pub struct Summary {
     pub institutions: usize,
     /// Of them, ranked (complete).
     pub ranked: usize,
-    /// Per criterion (`K1`..`K5`, or `points`).
+    /// Per criterion (`K1`..`K5`; empty for a points scheme).
     pub criteria: BTreeMap<String, Figures>,
     /// The overall score.
     pub score: Figures,
     /// First minus last ranked score.
     pub gap: Option<f64>,
+}
+
+/// What every institution of one computation shares.
+struct Shape {
+    ids: Arc<[String]>,
+    points: Vec<f64>,
+    /// Conditions of 3.1 come first, this many of them.
+    first: usize,
 }
 
 /// Scores, ranks and sums up `inputs`. Institutions come out best first; incomplete
@@ -197,52 +316,67 @@ pub fn compute(
     scheme: Scheme<'_>,
     inputs: Vec<InstitutionInput>,
 ) -> (Vec<InstitutionScore>, Summary) {
-    let mut scores: Vec<InstitutionScore> = inputs
-        .into_iter()
-        .map(|i| score_institution(scheme, i))
-        .collect();
-    rank(&mut scores);
+    let shape = Shape {
+        ids: scheme.condition_ids().into(),
+        points: scheme.conditions().map(|c| c.points()).collect(),
+        first: match scheme {
+            Scheme::Nok { nok, .. } => nok.conditions_3_1().len(),
+            Scheme::Points { points, .. } => points.entries().len(),
+        },
+    };
+    let scores = rank(
+        inputs
+            .into_iter()
+            .map(|i| score_institution(scheme, &shape, i))
+            .collect(),
+    );
     let summary = summarise(scheme, &scores);
     (scores, summary)
 }
 
-fn score_institution(scheme: Scheme<'_>, input: InstitutionInput) -> InstitutionScore {
+fn score_institution(
+    scheme: Scheme<'_>,
+    shape: &Shape,
+    input: InstitutionInput,
+) -> InstitutionScore {
     let mut missing = Vec::new();
-    let statuses = |rule: SiteRule, id: &str| {
-        rule.combine(
-            input
-                .sites
-                .iter()
-                .map(|s| s.statuses.get(id).copied().unwrap_or(Tri::Unknown)),
-        )
-    };
-    if input.sites.is_empty() {
+    let rule = scheme.sites();
+    let combined: Vec<Tri> = (0..shape.ids.len())
+        .map(|n| {
+            rule.combine(
+                input
+                    .sites
+                    .iter()
+                    .map(|s| s.statuses.get(n).copied().unwrap_or(Tri::Unknown)),
+            )
+        })
+        .collect();
+    let audited = !input.sites.is_empty();
+    if !audited {
         missing.push("K3: no approved audit of any site in this year".to_owned());
     }
+    let with_points = |range: std::ops::Range<usize>| -> Vec<(Tri, f64)> {
+        combined[range.clone()]
+            .iter()
+            .copied()
+            .zip(shape.points[range].iter().copied())
+            .collect()
+    };
+    let statuses = |values: Vec<Tri>| Statuses {
+        ids: Arc::clone(&shape.ids),
+        values,
+    };
     let (criteria, k3, points, score) = match scheme {
-        Scheme::Nok { nok, rating, sites } => {
-            let c31: Vec<(String, Tri, f64)> = nok
-                .conditions_3_1()
-                .iter()
-                .map(|c| (c.id().to_owned(), statuses(sites, c.id()), c.points()))
-                .collect();
-            let c32: Vec<(String, Tri, f64)> = nok
-                .conditions_3_2()
-                .iter()
-                .map(|c| (c.id().to_owned(), statuses(sites, c.id()), c.points()))
-                .collect();
-            let pairs = |v: &[(String, Tri, f64)]| -> Vec<(Tri, f64)> {
-                v.iter().map(|(_, t, p)| (*t, *p)).collect()
-            };
-            let (p3_1, p3_2) = if input.sites.is_empty() {
-                (None, None)
-            } else {
+        Scheme::Nok { nok, rating, .. } => {
+            let (p3_1, p3_2) = if audited {
                 (
-                    indicator_of(&pairs(&c31), nok.cap_3_1()),
-                    indicator_of(&pairs(&c32), nok.cap_3_2()),
+                    indicator_of(&with_points(0..shape.first), nok.cap_3_1()),
+                    indicator_of(&with_points(shape.first..combined.len()), nok.cap_3_2()),
                 )
+            } else {
+                (None, None)
             };
-            if !input.sites.is_empty() && (p3_1.is_none() || p3_2.is_none()) {
+            if audited && (p3_1.is_none() || p3_2.is_none()) {
                 missing.push("K3: some conditions are unknown at a site".to_owned());
             }
             let survey = input.imported.as_ref().and_then(|i| i.survey);
@@ -257,7 +391,7 @@ fn score_institution(scheme: Scheme<'_>, input: InstitutionInput) -> Institution
                 (Some(a), Some(b), Some(c)) => Some(nok::k3(nok.weights(), [a, b, c])),
                 _ => None,
             };
-            let mut criteria = BTreeMap::new();
+            let mut criteria = Criteria::default();
             for c in &rating.criteria {
                 let value = if c.id == "K3" {
                     k3
@@ -268,48 +402,39 @@ fn score_institution(scheme: Scheme<'_>, input: InstitutionInput) -> Institution
                     }
                     v
                 };
-                criteria.insert(c.id.clone(), value);
+                if let Some(slot) = criteria.slot(&c.id) {
+                    *slot = value;
+                }
             }
-            let known: Vec<f64> = criteria.values().filter_map(|v| *v).collect();
-            let sn = (known.len() == criteria.len())
+            let known: Vec<f64> = criteria.all().into_iter().flatten().collect();
+            let sn = (known.len() == rating.criteria.len())
                 .then(|| mean(&known))
                 .flatten();
             let detail = K3Detail {
                 p3_1,
                 p3_2,
                 p3_3,
-                conditions: c31
-                    .into_iter()
-                    .chain(c32)
-                    .map(|(id, t, _)| (id, t))
-                    .collect(),
+                conditions: statuses(combined),
             };
-            (criteria, Some(detail), None, sn)
+            (Some(criteria), Some(detail), None, sn)
         }
-        Scheme::Points { points, sites } => {
-            let entries: Vec<(String, Tri, f64)> = points
-                .entries()
-                .iter()
-                .map(|e| (e.id().to_owned(), statuses(sites, e.id()), e.points()))
-                .collect();
-            let total = (!input.sites.is_empty()
-                && entries.iter().all(|(_, t, _)| *t != Tri::Unknown))
-            .then(|| {
+        Scheme::Points { points, .. } => {
+            let total = (audited && combined.iter().all(|t| *t != Tri::Unknown)).then(|| {
                 nok::sum_points(
-                    entries
-                        .iter()
-                        .filter(|(_, t, _)| *t == Tri::Met)
-                        .map(|(_, _, p)| *p),
+                    with_points(0..combined.len())
+                        .into_iter()
+                        .filter(|(t, _)| *t == Tri::Met)
+                        .map(|(_, p)| p),
                 )
             });
-            if !input.sites.is_empty() && total.is_none() {
+            if audited && total.is_none() {
                 missing.push("points: some entries are unknown at a site".to_owned());
             }
             let detail = PointsDetail {
-                entries: entries.into_iter().map(|(id, t, _)| (id, t)).collect(),
+                entries: statuses(combined),
                 maximum: points.maximum(),
             };
-            (BTreeMap::new(), None, Some(detail), total)
+            (None, None, Some(detail), total)
         }
     };
     InstitutionScore {
@@ -360,16 +485,29 @@ fn imported_criterion(
 }
 
 /// Best first; equal scores share a rank and are listed by name.
-fn rank(scores: &mut [InstitutionScore]) {
-    scores.sort_by(|a, b| match (a.score, b.score) {
-        (Some(x), Some(y)) => y.total_cmp(&x).then_with(|| a.name.cmp(&b.name)),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.name.cmp(&b.name),
+fn rank(scores: Vec<InstitutionScore>) -> Vec<InstitutionScore> {
+    // Sort positions rather than the large records themselves, then move each
+    // record once into its place.
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_unstable_by(|&i, &j| {
+        let (a, b) = (&scores[i], &scores[j]);
+        match (a.score, b.score) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then_with(|| a.name.cmp(&b.name))
+        .then(i.cmp(&j))
     });
+    let mut slots: Vec<Option<InstitutionScore>> = scores.into_iter().map(Some).collect();
+    let mut ranked: Vec<InstitutionScore> = order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect();
     let mut previous: Option<f64> = None;
     let mut current_rank = 0u32;
-    for (position, s) in (1u32..).zip(scores.iter_mut()) {
+    for (position, s) in (1u32..).zip(ranked.iter_mut()) {
         let Some(score) = s.score else { break };
         if previous != Some(score) {
             current_rank = position;
@@ -377,6 +515,7 @@ fn rank(scores: &mut [InstitutionScore]) {
         }
         s.rank = Some(current_rank);
     }
+    ranked
 }
 
 fn summarise(scheme: Scheme<'_>, scores: &[InstitutionScore]) -> Summary {
@@ -385,7 +524,7 @@ fn summarise(scheme: Scheme<'_>, scores: &[InstitutionScore]) -> Summary {
         for c in &rating.criteria {
             let values: Vec<f64> = scores
                 .iter()
-                .filter_map(|s| s.criteria.get(&c.id).copied().flatten())
+                .filter_map(|s| s.criteria.as_ref().and_then(|k| k.get(&c.id)))
                 .collect();
             criteria.insert(c.id.clone(), Figures::of(&values));
         }
