@@ -49,7 +49,7 @@ fn region() -> Vec<InstitutionInput> {
                     methodology_version: "1.1.0".to_owned(),
                     statuses: (0..conditions)
                         .map(|_| {
-                            if rng.next() % 4 == 0 {
+                            if rng.next().is_multiple_of(4) {
                                 Tri::NotMet
                             } else {
                                 Tri::Met

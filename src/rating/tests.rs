@@ -97,7 +97,7 @@ fn the_worked_example_gives_k3_71_and_the_mean_of_five() {
         (k3.p3_1, k3.p3_2, k3.p3_3),
         (Some(60.0), Some(80.0), Some(70.0))
     );
-    assert_eq!(k(&s, "K3"), Some(71.0));
+    assert_eq!(k(s, "K3"), Some(71.0));
     // (90 + 85.5 + 71 + 95 + 80.25) / 5 = 421.75 / 5 = 84.35
     assert_eq!(s.score, Some(84.35));
     assert_eq!(s.rank, Some(1));
@@ -145,8 +145,8 @@ fn a_region_ranks_with_shared_ranks_and_lists_the_incomplete_last() {
         ]
     );
     let lyceum = scores.iter().find(|s| s.name == "Лицей").unwrap();
-    assert_eq!(k(&lyceum, "K1"), Some(100.0));
-    assert_eq!(k(&lyceum, "K3"), None, "never silently 0");
+    assert_eq!(k(lyceum, "K1"), Some(100.0));
+    assert_eq!(k(lyceum, "K3"), None, "never silently 0");
     assert!(
         lyceum.missing.iter().any(|m| m.contains("3.3")),
         "{:?}",
