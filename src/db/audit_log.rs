@@ -13,10 +13,10 @@
 //! the serialised stretch stays short.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -185,27 +185,26 @@ pub async fn append<C: ConnectionTrait>(
     actor: &Actor,
     entry: Entry,
 ) -> Result<i64, DbError> {
-    // Writing the head first takes the lock that orders appends (see the
-    // module comment); the value does not change yet.
-    let locked = audit_log_head::Entity::update_many()
+    // The order lock queues appenders fairly on PostgreSQL; writing the head
+    // then takes the lock that orders appends on either database (see the
+    // module comment) and hands out the next number with the previous hash.
+    super::take_order_lock(txn).await?;
+    let head = audit_log_head::Entity::update_many()
         .col_expr(
             audit_log_head::Column::Seq,
-            Expr::col(audit_log_head::Column::Seq),
+            Expr::col(audit_log_head::Column::Seq).add(1),
         )
         .filter(audit_log_head::Column::Id.eq(HEAD_ID))
-        .exec(txn)
-        .await?;
-    if locked.rows_affected != 1 {
-        return Err(DbError::MissingReference(
-            "the audit log has no head row; start the service once to create it".to_owned(),
-        ));
-    }
-    let head = audit_log_head::Entity::find_by_id(HEAD_ID)
-        .one(txn)
+        .exec_with_returning(txn)
         .await?
-        .ok_or_else(|| DbError::MissingReference("audit log head".to_owned()))?;
+        .pop()
+        .ok_or_else(|| {
+            DbError::MissingReference(
+                "the audit log has no head row; start the service once to create it".to_owned(),
+            )
+        })?;
     let mut model = audit_log::Model {
-        seq: head.seq + 1,
+        seq: head.seq,
         at: now(),
         actor_id: actor.user_id,
         actor_role: actor.role.map(|r| r.as_str().to_owned()),
@@ -228,7 +227,6 @@ pub async fn append<C: ConnectionTrait>(
         .exec_without_returning(txn)
         .await?;
     audit_log_head::Entity::update_many()
-        .col_expr(audit_log_head::Column::Seq, Expr::value(seq))
         .col_expr(audit_log_head::Column::Hash, Expr::value(hash))
         .filter(audit_log_head::Column::Id.eq(HEAD_ID))
         .exec(txn)
@@ -242,9 +240,10 @@ pub async fn append<C: ConnectionTrait>(
 /// # Errors
 /// Database failure.
 pub async fn record(db: &DatabaseConnection, actor: &Actor, entry: Entry) -> Result<i64, DbError> {
-    let txn = db.begin().await?;
-    let seq = append(&txn, actor, entry).await?;
-    txn.commit().await?;
+    let write = super::begin_write(db).await?;
+    let txn = &*write;
+    let seq = append(txn, actor, entry).await?;
+    write.commit().await?;
     Ok(seq)
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use super::audit_log::{self, Actor, Entry};
 use super::changes::{self, NewChange};
 use super::entity::{audit, audit_revision, photo};
 use super::scope::{ScopeColumns, visible_to};
-use super::{DbError, Page, PageRequest, now};
+use super::{DbError, Page, PageRequest, Write, now};
 use crate::audit::review::PhotoRef;
 use crate::audit::{AuditScope, AuditStatus};
 use crate::auth::Principal;
@@ -83,11 +83,12 @@ pub async fn create(
         created_at: Set(ts),
         updated_at: Set(ts),
     };
-    let txn = db.begin().await?;
-    let inserted = match audit::Entity::insert(model).exec_with_returning(&txn).await {
+    let write = super::begin_write(db).await?;
+    let txn = &*write;
+    let inserted = match audit::Entity::insert(model).exec_with_returning(txn).await {
         Ok(inserted) => inserted,
         Err(err) => {
-            txn.rollback().await.ok();
+            write.rollback().await.ok();
             return match DbError::from(err) {
                 // A concurrent retry of the same PUT created it a moment ago.
                 DbError::Conflict(_) => get(db, new.id)
@@ -98,9 +99,8 @@ pub async fn create(
             };
         }
     };
-    record(&txn, "audit.created", &inserted, None).await?;
     audit_log::append(
-        &txn,
+        txn,
         actor,
         Entry::new("audit.created", "audit", inserted.id)
             .scope(&inserted.region_code, &inserted.sector)
@@ -108,7 +108,8 @@ pub async fn create(
             .detail(json!({"site_id": inserted.site_id})),
     )
     .await?;
-    txn.commit().await?;
+    record(txn, "audit.created", &inserted, None).await?;
+    write.commit().await?;
     Ok(Created::New(inserted))
 }
 
@@ -178,7 +179,7 @@ pub async fn update_answers(
     actor: &Actor,
 ) -> Result<Option<audit::Model>, DbError> {
     let text = serde_json::to_string(answers).unwrap_or_else(|_| "{}".to_owned());
-    let Some((txn, updated)) = conditional_update(db, before, &EDITABLE, |update| {
+    let Some((write, updated)) = conditional_update(db, before, &EDITABLE, |update| {
         update.col_expr(audit::Column::Answers, Expr::value(text))
     })
     .await?
@@ -187,7 +188,7 @@ pub async fn update_answers(
     };
     let changed: Vec<&String> = answers.keys().collect();
     finish(
-        txn,
+        write,
         actor,
         Step::new("audit.updated", "audit.answers_updated", before, &updated)
             .detail(json!({"answers": changed})),
@@ -209,7 +210,7 @@ pub async fn submit(
     actor: &Actor,
 ) -> Result<Option<audit::Model>, DbError> {
     let at = now();
-    let Some((txn, updated)) = conditional_update(db, before, &EDITABLE, |update| {
+    let Some((write, updated)) = conditional_update(db, before, &EDITABLE, |update| {
         update
             .col_expr(
                 audit::Column::Status,
@@ -225,11 +226,12 @@ pub async fn submit(
     else {
         return Ok(None);
     };
+    let txn = &*write;
     let photos: Vec<PhotoRef> = photo::Entity::find()
         .filter(photo::Column::AuditId.eq(updated.id))
         .order_by_asc(photo::Column::CreatedAt)
         .order_by_asc(photo::Column::Id)
-        .all(&txn)
+        .all(txn)
         .await?
         .into_iter()
         .map(|p| PhotoRef {
@@ -246,10 +248,10 @@ pub async fn submit(
         submitted_by: Set(actor.user_id.unwrap_or(updated.created_by)),
         submitted_at: Set(at),
     })
-    .exec_without_returning(&txn)
+    .exec_without_returning(txn)
     .await?;
     finish(
-        txn,
+        write,
         actor,
         Step::new("audit.status_changed", "audit.submitted", before, &updated)
             .detail(json!({"revision": updated.revision, "photos": photos.len()})),
@@ -268,10 +270,11 @@ pub(super) async fn conditional_update(
     before: &audit::Model,
     from: &[AuditStatus],
     set: impl FnOnce(sea_orm::UpdateMany<audit::Entity>) -> sea_orm::UpdateMany<audit::Entity>,
-) -> Result<Option<(DatabaseTransaction, audit::Model)>, DbError> {
-    let txn = db.begin().await?;
+) -> Result<Option<(Write, audit::Model)>, DbError> {
+    let write = super::begin_write(db).await?;
     // The update comes first so SQLite takes its write lock at once instead
-    // of upgrading a read lock (which can fail under contention).
+    // of upgrading a read lock (which can fail under contention); it returns
+    // the row, which saves a read.
     let update = audit::Entity::update_many()
         .col_expr(
             audit::Column::Version,
@@ -281,16 +284,14 @@ pub(super) async fn conditional_update(
         .filter(audit::Column::Id.eq(before.id))
         .filter(audit::Column::Version.eq(before.version))
         .filter(audit::Column::Status.is_in(from.iter().map(|s| s.as_str())));
-    let result = set(update).exec(&txn).await?;
-    if result.rows_affected != 1 {
-        txn.rollback().await?;
-        return Ok(None);
+    let mut rows = set(update).exec_with_returning(&*write).await?;
+    match (rows.pop(), rows.is_empty()) {
+        (Some(updated), true) => Ok(Some((write, updated))),
+        _ => {
+            write.rollback().await?;
+            Ok(None)
+        }
     }
-    let updated = audit::Entity::find_by_id(before.id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| DbError::Conflict("audit vanished during update".to_owned()))?;
-    Ok(Some((txn, updated)))
 }
 
 /// One recorded step in an audit's life: the sync change and the log entry
@@ -333,20 +334,17 @@ impl<'a> Step<'a> {
     }
 }
 
-/// Records the change for `/sync` and the log entry, then commits.
-pub(super) async fn finish(
-    txn: DatabaseTransaction,
-    actor: &Actor,
-    step: Step<'_>,
-) -> Result<(), DbError> {
+/// Records the log entry and the change for `/sync`, then commits. The log
+/// comes first: its head row orders the writers, so the change feed's own
+/// lock is taken without waiting.
+pub(super) async fn finish(write: Write, actor: &Actor, step: Step<'_>) -> Result<(), DbError> {
     let mut detail = step.detail;
     if let Some(map) = detail.as_object_mut() {
         map.insert("status".to_owned(), json!(step.after.status));
         map.insert("version".to_owned(), json!(step.after.version));
     }
-    record(&txn, step.change, step.after, step.payload).await?;
     audit_log::append(
-        &txn,
+        &*write,
         actor,
         Entry::new(step.action, "audit", step.after.id)
             .scope(&step.after.region_code, &step.after.sector)
@@ -354,7 +352,8 @@ pub(super) async fn finish(
             .detail(detail),
     )
     .await?;
-    txn.commit().await?;
+    record(&write, step.change, step.after, step.payload).await?;
+    write.commit().await?;
     Ok(())
 }
 

@@ -10,8 +10,8 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -20,9 +20,6 @@ use super::entity::change;
 use super::scope::{ScopeColumns, visible_to};
 use super::{DbError, now};
 use crate::auth::Principal;
-
-/// Advisory lock key ordering change-feed appends ("changes" in ASCII).
-const FEED_LOCK: i64 = 0x0063_6861_6e67_6573;
 
 /// A change to record. Scope fields decide who sees it in `/sync`; a change
 /// with none of them (a new checklist version) is visible to everyone.
@@ -43,10 +40,7 @@ pub struct NewChange {
 /// # Errors
 /// Database failure.
 pub async fn append(txn: &DatabaseTransaction, change: NewChange) -> Result<i64, DbError> {
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({FEED_LOCK})"))
-            .await?;
-    }
+    super::take_order_lock(txn).await?;
     let model = change::ActiveModel {
         seq: NotSet,
         kind: Set(change.kind.to_owned()),

@@ -22,8 +22,8 @@ use std::time::Duration;
 use dostup_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqlErr, TransactionTrait,
 };
 
 /// Repository errors, small on purpose: callers decide what they mean.
@@ -76,6 +76,82 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         options.max_connections(32);
     }
     Database::connect(options).await
+}
+
+/// A write transaction. On SQLite only one runs at a time in the process,
+/// and waiters are served in arrival order: SQLite has a single writer, and
+/// queueing here instead of in SQLite's busy handler (growing sleeps, no
+/// order) keeps the cores busy and the latency tail short. On PostgreSQL it
+/// is a plain transaction.
+pub struct Write {
+    txn: DatabaseTransaction,
+    _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
+}
+
+/// The turn of SQLite writers; a second SQLite database in the same process
+/// (tests) only shares the queue.
+static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Begins a write transaction (see [`Write`]). Never call it while holding
+/// another `Write`: on SQLite that would wait for itself.
+///
+/// # Errors
+/// The database cannot begin a transaction.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<Write, DbErr> {
+    let turn = if db.get_database_backend() == DbBackend::Sqlite {
+        Some(SQLITE_WRITER.lock().await)
+    } else {
+        None
+    };
+    Ok(Write {
+        txn: db.begin().await?,
+        _turn: turn,
+    })
+}
+
+impl Write {
+    /// Commits, then lets the next writer in.
+    ///
+    /// # Errors
+    /// The commit failed; nothing was written.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    /// Rolls back, then lets the next writer in.
+    ///
+    /// # Errors
+    /// The database failed to roll back (the transaction ends anyway).
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+impl std::ops::Deref for Write {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+/// Advisory lock key that orders appends to the change feed and the audit
+/// log on PostgreSQL ("changes" in ASCII). PostgreSQL queues waiters for an
+/// advisory lock in arrival order, unlike waiters for a row lock, so taking
+/// this first keeps the latency tail short; a transaction may take it again
+/// (it is re-entrant) at no cost.
+const ORDER_LOCK: i64 = 0x0063_6861_6e67_6573;
+
+/// Takes [`ORDER_LOCK`] until the end of the transaction (PostgreSQL; on
+/// SQLite the single writer orders appends already).
+///
+/// # Errors
+/// Database failure.
+pub(crate) async fn take_order_lock<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({ORDER_LOCK})"))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Applies every pending migration.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    QueryOrder,
 };
 use uuid::Uuid;
 
@@ -25,7 +25,8 @@ pub async fn insert(
     row: photo::Model,
     actor: &Actor,
 ) -> Result<Option<photo::Model>, DbError> {
-    let txn = db.begin().await?;
+    let write = super::begin_write(db).await?;
+    let txn = &*write;
     let editable = [AuditStatus::Draft.as_str(), AuditStatus::Returned.as_str()];
     let bumped = audit::Entity::update_many()
         .col_expr(
@@ -35,22 +36,22 @@ pub async fn insert(
         .col_expr(audit::Column::UpdatedAt, Expr::value(now()))
         .filter(audit::Column::Id.eq(row.audit_id))
         .filter(audit::Column::Status.is_in(editable))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if bumped.rows_affected != 1 {
-        txn.rollback().await?;
+        write.rollback().await?;
         return Ok(None);
     }
     let active = photo::ActiveModel::from(row).reset_all();
     let inserted = photo::Entity::insert(active)
-        .exec_with_returning(&txn)
+        .exec_with_returning(txn)
         .await?;
     let owner = audit::Entity::find_by_id(inserted.audit_id)
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or_else(|| DbError::Conflict("audit vanished".to_owned()))?;
     changes::append(
-        &txn,
+        txn,
         NewChange {
             kind: "audit.photo_added",
             audit_id: Some(owner.id),
@@ -76,7 +77,7 @@ pub async fn insert(
         "flags": serde_json::from_str::<serde_json::Value>(&inserted.flags).unwrap_or_default(),
     });
     audit_log::append(
-        &txn,
+        txn,
         actor,
         Entry::new("photo.added", "photo", inserted.id)
             .scope(&owner.region_code, &owner.sector)
@@ -84,7 +85,7 @@ pub async fn insert(
             .detail(facts),
     )
     .await?;
-    txn.commit().await?;
+    write.commit().await?;
     Ok(Some(inserted))
 }
 

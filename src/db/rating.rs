@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -57,7 +57,8 @@ pub async fn store_import(
     actor: &Actor,
 ) -> Result<rating_import::Model, DbError> {
     let at = now();
-    let txn = db.begin().await?;
+    let write = super::begin_write(db).await?;
+    let txn = &*write;
     let import = rating_import::Model {
         id: Uuid::now_v7(),
         sha256: new.sha256,
@@ -68,7 +69,7 @@ pub async fn store_import(
         created_at: at,
     };
     rating_import::Entity::insert(rating_import::ActiveModel::from(import.clone()))
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
     let years: std::collections::BTreeSet<i32> = new.rows.iter().map(|r| r.1).collect();
     let institutions = new.rows.len();
@@ -76,7 +77,7 @@ pub async fn store_import(
     for chunk in new.rows.chunks(500) {
         let existing: HashMap<(Uuid, i32), rating_input::Model> = rating_input::Entity::find()
             .filter(rating_input::Column::InstitutionId.is_in(chunk.iter().map(|r| r.0)))
-            .all(&txn)
+            .all(txn)
             .await?
             .into_iter()
             .map(|r| ((r.institution_id, r.year), r))
@@ -114,11 +115,11 @@ pub async fn store_import(
                 ])
                 .to_owned(),
             )
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
     }
     audit_log::append(
-        &txn,
+        txn,
         actor,
         Entry::new("rating.inputs_imported", "rating_import", import.id).detail(json!({
             "sha256": import.sha256,
@@ -129,7 +130,7 @@ pub async fn store_import(
         })),
     )
     .await?;
-    txn.commit().await?;
+    write.commit().await?;
     Ok(import)
 }
 
@@ -314,12 +315,13 @@ pub async fn prepare(
         approved_by: None,
         approved_at: None,
     };
-    let txn = db.begin().await?;
+    let write = super::begin_write(db).await?;
+    let txn = &*write;
     rating_publication::Entity::insert(rating_publication::ActiveModel::from(model.clone()))
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
     audit_log::append(
-        &txn,
+        txn,
         actor,
         Entry::new("rating.prepared", "rating", model.id)
             .scope(&model.region_code, &model.sector)
@@ -331,7 +333,7 @@ pub async fn prepare(
             })),
     )
     .await?;
-    txn.commit().await?;
+    write.commit().await?;
     Ok(model)
 }
 
@@ -345,7 +347,8 @@ pub async fn publish(
     id: Uuid,
     actor: &Actor,
 ) -> Result<Option<rating_publication::Model>, DbError> {
-    let txn = db.begin().await?;
+    let write = super::begin_write(db).await?;
+    let txn = &*write;
     let updated = rating_publication::Entity::update_many()
         .col_expr(rating_publication::Column::Status, Expr::value("published"))
         .col_expr(
@@ -355,18 +358,18 @@ pub async fn publish(
         .col_expr(rating_publication::Column::ApprovedAt, Expr::value(now()))
         .filter(rating_publication::Column::Id.eq(id))
         .filter(rating_publication::Column::Status.eq("prepared"))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if updated.rows_affected != 1 {
-        txn.rollback().await?;
+        write.rollback().await?;
         return Ok(None);
     }
     let model = rating_publication::Entity::find_by_id(id)
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or_else(|| DbError::Conflict("rating vanished while publishing".to_owned()))?;
     audit_log::append(
-        &txn,
+        txn,
         actor,
         Entry::new("rating.published", "rating", model.id)
             .scope(&model.region_code, &model.sector)
@@ -377,7 +380,7 @@ pub async fn publish(
             })),
     )
     .await?;
-    txn.commit().await?;
+    write.commit().await?;
     Ok(Some(model))
 }
 

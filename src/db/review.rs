@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -107,17 +107,18 @@ pub async fn claim(
     actor: &Actor,
 ) -> Result<Option<audit::Model>, DbError> {
     let reviewer = actor.user_id.unwrap_or_default();
-    let txn = db.begin().await?;
+    let write = super::begin_write(db).await?;
+    let txn = &*write;
     let updated = audit::Entity::update_many()
         .col_expr(audit::Column::ClaimedBy, Expr::value(reviewer))
         .col_expr(audit::Column::ClaimedAt, claimed_since())
         .filter(audit::Column::Id.eq(audit_id))
         .filter(audit::Column::Status.eq(AuditStatus::Submitted.as_str()))
         .filter(free_or_held_by(reviewer))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     claim_step(
-        txn,
+        write,
         audit_id,
         actor,
         updated.rows_affected,
@@ -143,7 +144,8 @@ pub async fn release(
     } else {
         audit::Column::ClaimedBy.eq(reviewer)
     };
-    let txn = db.begin().await?;
+    let write = super::begin_write(db).await?;
+    let txn = &*write;
     let updated = audit::Entity::update_many()
         .col_expr(audit::Column::ClaimedBy, Expr::value(Option::<Uuid>::None))
         .col_expr(
@@ -152,10 +154,10 @@ pub async fn release(
         )
         .filter(audit::Column::Id.eq(audit_id))
         .filter(holder)
-        .exec(&txn)
+        .exec(txn)
         .await?;
     claim_step(
-        txn,
+        write,
         audit_id,
         actor,
         updated.rows_affected,
@@ -165,22 +167,23 @@ pub async fn release(
 }
 
 async fn claim_step(
-    txn: sea_orm::DatabaseTransaction,
+    write: super::Write,
     audit_id: Uuid,
     actor: &Actor,
     rows: u64,
     action: &'static str,
 ) -> Result<Option<audit::Model>, DbError> {
     if rows != 1 {
-        txn.rollback().await?;
+        write.rollback().await?;
         return Ok(None);
     }
+    let txn = &*write;
     let now = audit::Entity::find_by_id(audit_id)
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or_else(|| DbError::Conflict("audit vanished during claim".to_owned()))?;
     audit_log::append(
-        &txn,
+        txn,
         actor,
         Entry::new(action, "audit", audit_id)
             .scope(&now.region_code, &now.sector)
@@ -188,7 +191,7 @@ async fn claim_step(
             .detail(json!({"claimed_by": now.claimed_by})),
     )
     .await?;
-    txn.commit().await?;
+    write.commit().await?;
     Ok(Some(now))
 }
 
@@ -229,13 +232,14 @@ pub async fn set_verdict(
     actor: &Actor,
 ) -> Result<Option<audit::Model>, DbError> {
     let reviewer = actor.user_id.unwrap_or_default();
-    let Some((txn, updated)) = conditional_update(db, before, &[AuditStatus::Submitted], |u| {
+    let Some((write, updated)) = conditional_update(db, before, &[AuditStatus::Submitted], |u| {
         claim_columns(u, reviewer)
     })
     .await?
     else {
         return Ok(None);
     };
+    let txn = &*write;
     let at = now();
     review_verdict::Entity::insert(review_verdict::ActiveModel {
         audit_id: Set(before.id),
@@ -265,10 +269,10 @@ pub async fn set_verdict(
         ])
         .to_owned(),
     )
-    .exec_without_returning(&txn)
+    .exec_without_returning(txn)
     .await?;
     finish(
-        txn,
+        write,
         actor,
         Step::new("audit.updated", "review.verdict_set", before, &updated).detail(json!({
             "rule": verdict.rule,
@@ -303,24 +307,25 @@ pub async fn withdraw_verdict(
     actor: &Actor,
 ) -> Result<Withdrawn, DbError> {
     let reviewer = actor.user_id.unwrap_or_default();
-    let Some((txn, updated)) = conditional_update(db, before, &[AuditStatus::Submitted], |u| {
+    let Some((write, updated)) = conditional_update(db, before, &[AuditStatus::Submitted], |u| {
         claim_columns(u, reviewer)
     })
     .await?
     else {
         return Ok(Withdrawn::Refused);
     };
+    let txn = &*write;
     let deleted = review_verdict::Entity::delete_many()
         .filter(review_verdict::Column::AuditId.eq(before.id))
         .filter(review_verdict::Column::RuleKey.eq(rule))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if deleted.rows_affected == 0 {
-        txn.rollback().await?;
+        write.rollback().await?;
         return Ok(Withdrawn::NoVerdict);
     }
     finish(
-        txn,
+        write,
         actor,
         Step::new(
             "audit.updated",
@@ -358,7 +363,7 @@ pub async fn decide(
 ) -> Result<Option<audit::Model>, DbError> {
     let reviewer = actor.user_id.unwrap_or_default();
     let to = decision.decision.outcome();
-    let Some((txn, updated)) = conditional_update(db, before, &[AuditStatus::Submitted], |u| {
+    let Some((write, updated)) = conditional_update(db, before, &[AuditStatus::Submitted], |u| {
         u.col_expr(audit::Column::Status, Expr::value(to.as_str()))
             .col_expr(audit::Column::ClaimedBy, Expr::value(Option::<Uuid>::None))
             .col_expr(
@@ -371,6 +376,7 @@ pub async fn decide(
     else {
         return Ok(None);
     };
+    let txn = &*write;
     let at = now();
     review_decision::Entity::insert(review_decision::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -382,7 +388,7 @@ pub async fn decide(
         reviewer_id: Set(reviewer),
         created_at: Set(at),
     })
-    .exec_without_returning(&txn)
+    .exec_without_returning(txn)
     .await?;
     let review = json!({
         "decision": decision.decision,
@@ -393,7 +399,7 @@ pub async fn decide(
         "decided_at": at,
     });
     finish(
-        txn,
+        write,
         actor,
         Step::new("audit.status_changed", "review.decided", before, &updated)
             .payload(json!({ "review": review }))

@@ -79,7 +79,7 @@ pub struct AuditOut {
     /// The engine's result: every rule outcome, zone and passport statuses,
     /// 344н conditions and indicators (the same JSON `dostup score` prints).
     #[schema(value_type = Object)]
-    pub evaluation: Json_,
+    pub evaluation: Box<serde_json::value::RawValue>,
     /// Photo evidence attached to items.
     pub photos: Vec<super::photos::PhotoOut>,
     /// Submissions so far (0 while a first draft); each is kept as a revision.
@@ -564,7 +564,8 @@ pub(super) async fn render(state: &AppState, audit: row::Model) -> ApiResult<Aud
     let (overrides, review) = super::review::review_state(state, &audit).await?;
     let evaluation = evaluate(&catalog, Some(&audit.methodology_id), &answers, &overrides)
         .map_err(|e| anyhow::anyhow!("audit {} does not evaluate: {e}", audit.id))?;
-    let evaluation = serde_json::to_value(&evaluation)
+    // Serialised once, straight to text: the answer embeds it as it is.
+    let evaluation = serde_json::value::to_raw_value(&evaluation)
         .map_err(|e| anyhow::anyhow!("evaluation of audit {} not serialisable: {e}", audit.id))?;
     Ok(AuditOut {
         status: parse_status(&audit)?,
