@@ -719,23 +719,30 @@ const USERS: [&str; 4] = [
 ];
 
 #[tokio::test]
-async fn concurrent_actions_append_one_unbroken_chain() {
+async fn concurrent_actions_on_two_replicas_append_one_unbroken_chain() {
     let app = TestApp::spawn_demo().await;
+    let (replica, _stop) = app.replica().await;
     let admin = app.token("admin@demo.local").await;
     let before = verification(&app, &admin).await["entries"]
         .as_i64()
         .unwrap();
     let mut tasks = Vec::new();
     for n in 0..24 {
-        let request = if n % 2 == 0 {
-            app.post_json(
-                "/api/v1/institutions",
-                &json!({"name": format!("Школа № {n}"), "region": "48", "sector": "education"}),
-            )
-            .bearer_auth(&admin)
+        // Half of the requests go to the second replica.
+        let base = if n % 4 < 2 {
+            app.url("")
         } else {
-            app.post_json(
-                "/api/v1/auth/login",
+            replica.clone()
+        };
+        let request = if n % 2 == 0 {
+            app.client
+                .post(format!("{base}/api/v1/institutions"))
+                .json(
+                    &json!({"name": format!("Школа № {n}"), "region": "48", "sector": "education"}),
+                )
+                .bearer_auth(&admin)
+        } else {
+            app.client.post(format!("{base}/api/v1/auth/login")).json(
                 &json!({"email": USERS[n % USERS.len()], "password": dostup::demo::DEMO_PASSWORD}),
             )
         };

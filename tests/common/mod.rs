@@ -151,6 +151,24 @@ impl TestApp {
         }
     }
 
+    /// Another instance of the service on the same database and data
+    /// directory, as a second replica behind a load balancer; it stops when
+    /// the returned sender is dropped.
+    pub async fn replica(&self) -> (String, oneshot::Sender<()>) {
+        let mut settings = (*self.state.settings).clone();
+        settings.bind = "127.0.0.1:0".parse().expect("addr");
+        let state = build_state(settings).await.expect("replica state builds");
+        let server = Server::bind_with_state("127.0.0.1:0".parse().expect("addr"), state)
+            .await
+            .expect("replica binds");
+        let addr = server.local_addr().expect("bound");
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        (format!("http://{addr}"), tx)
+    }
+
     /// The application with the demo data seeded.
     pub async fn spawn_demo() -> Self {
         let app = Self::spawn().await;
