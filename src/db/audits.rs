@@ -234,11 +234,7 @@ pub async fn submit(
         .all(txn)
         .await?
         .into_iter()
-        .map(|p| PhotoRef {
-            id: p.id,
-            item: p.item_key,
-            sha256: p.sha256,
-        })
+        .map(PhotoRef::from)
         .collect();
     audit_revision::Entity::insert(audit_revision::ActiveModel {
         audit_id: Set(updated.id),

@@ -89,6 +89,16 @@ pub async fn insert(
     Ok(Some(inserted))
 }
 
+impl From<photo::Model> for crate::audit::review::PhotoRef {
+    fn from(p: photo::Model) -> Self {
+        Self {
+            id: p.id,
+            item: p.item_key,
+            sha256: p.sha256,
+        }
+    }
+}
+
 /// One photo.
 ///
 /// # Errors

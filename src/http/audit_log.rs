@@ -177,11 +177,5 @@ fn decode(cursor: &str) -> ApiResult<i64> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| t.strip_prefix("l1:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-cursor",
-                "the cursor is not one this service issued; start again without it",
-            )
-        })
+        .ok_or_else(super::pagination::invalid_cursor)
 }

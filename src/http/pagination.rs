@@ -89,13 +89,16 @@ fn decode(cursor: &str) -> Result<Uuid, ApiError> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| text.strip_prefix("v1:").and_then(|id| id.parse().ok()))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-cursor",
-                "the cursor is not one this service issued; start again without it",
-            )
-        })
+        .ok_or_else(invalid_cursor)
+}
+
+/// 400 `invalid-cursor`, for every list that pages with a cursor.
+pub(super) fn invalid_cursor() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-cursor",
+        "the cursor is not one this service issued; start again without it",
+    )
 }
 
 #[cfg(test)]

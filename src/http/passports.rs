@@ -23,9 +23,9 @@ use super::AppState;
 use super::audits::answer_set;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiPath, ApiQuery, Auth};
-use crate::checklist::{ENGINE_VERSION, evaluate};
+use crate::checklist::ENGINE_VERSION;
 use crate::db::entity::audit;
-use crate::db::{directory, photos, rating, review};
+use crate::db::{directory, photos, rating};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -283,17 +283,9 @@ async fn build(
 }
 
 async fn evaluation_json(state: &AppState, audit: &audit::Model) -> ApiResult<Json_> {
-    let catalog = state
-        .catalogs
-        .for_release(&audit.release_hash)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let answers = answer_set(audit)?;
-    let overrides = review::overrides(&state.db, audit.id).await?;
-    let evaluation = evaluate(&catalog, Some(&audit.methodology_id), &answers, &overrides)
-        .map_err(|e| anyhow::anyhow!("audit {} does not evaluate: {e}", audit.id))?;
-    Ok(serde_json::to_value(&evaluation)
-        .map_err(|e| anyhow::anyhow!("evaluation of {} not serialisable: {e}", audit.id))?)
+    super::review::evaluated(state, audit, |e| serde_json::to_value(e))
+        .await?
+        .map_err(|e| anyhow::anyhow!("evaluation of {} not serialisable: {e}", audit.id).into())
 }
 
 fn text(v: &Json_) -> String {

@@ -267,13 +267,7 @@ fn decode_cursor(cursor: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
                 id.parse().ok()?,
             ))
         })
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-cursor",
-                "the cursor is not one this service issued; start again without it",
-            )
-        })
+        .ok_or_else(super::pagination::invalid_cursor)
 }
 
 // ---------------------------------------------------------------- claims
@@ -884,11 +878,7 @@ async fn diff(
             let photos = photos::of_audit(&state.db, id)
                 .await?
                 .into_iter()
-                .map(|p| PhotoRef {
-                    id: p.id,
-                    item: p.item_key,
-                    sha256: p.sha256,
-                })
+                .map(PhotoRef::from)
                 .collect();
             (answers_of(&audit)?, photos)
         }

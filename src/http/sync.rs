@@ -106,11 +106,5 @@ fn decode(cursor: &str) -> Result<i64, ApiError> {
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| t.strip_prefix("s1:").and_then(|n| n.parse().ok()))
         .filter(|n: &i64| *n >= 0)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-cursor",
-                "the cursor is not one this service issued; start again without it",
-            )
-        })
+        .ok_or_else(super::pagination::invalid_cursor)
 }
