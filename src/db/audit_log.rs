@@ -101,6 +101,17 @@ impl Entry {
         self
     }
 
+    /// Sets an audit's scope, unless the audit is a draft: reviewers do not
+    /// see drafts, so they do not read their history either (admins do).
+    #[must_use]
+    pub fn audit_scope(self, audit: &crate::db::entity::audit::Model) -> Self {
+        if audit.status == crate::audit::AuditStatus::Draft.as_str() {
+            self
+        } else {
+            self.scope(&audit.region_code, &audit.sector)
+        }
+    }
+
     /// Sets the states whose digests are kept.
     #[must_use]
     pub fn states(mut self, before: Option<Json>, after: Option<Json>) -> Self {
@@ -366,6 +377,8 @@ pub async fn verify(db: &DatabaseConnection) -> Result<Verification, DbError> {
     'walk: loop {
         let batch = audit_log::Entity::find()
             .filter(audit_log::Column::Seq.gte(expected))
+            // Entries appended while the walk runs are for the next check.
+            .filter(audit_log::Column::Seq.lte(head.seq))
             .order_by_asc(audit_log::Column::Seq)
             .limit(BATCH)
             .all(db)

@@ -103,7 +103,7 @@ pub async fn create(
         txn,
         actor,
         Entry::new("audit.created", "audit", inserted.id)
-            .scope(&inserted.region_code, &inserted.sector)
+            .audit_scope(&inserted)
             .states(None, Some(state_of(&inserted)))
             .detail(json!({"site_id": inserted.site_id})),
     )
@@ -343,7 +343,7 @@ pub(super) async fn finish(write: Write, actor: &Actor, step: Step<'_>) -> Resul
         &*write,
         actor,
         Entry::new(step.action, "audit", step.after.id)
-            .scope(&step.after.region_code, &step.after.sector)
+            .audit_scope(step.after)
             .states(step.before.map(state_of), Some(state_of(step.after)))
             .detail(detail),
     )

@@ -80,7 +80,7 @@ pub async fn insert(
         txn,
         actor,
         Entry::new("photo.added", "photo", inserted.id)
-            .scope(&owner.region_code, &owner.sector)
+            .audit_scope(&owner)
             .states(None, Some(facts.clone()))
             .detail(facts),
     )

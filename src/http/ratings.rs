@@ -431,8 +431,10 @@ async fn export_answers(
                         let answers: std::collections::BTreeMap<String, serde_json::Value> =
                             serde_json::from_str(&a.answers).unwrap_or_default();
                         for (item, value) in answers {
+                            // Text is quoted and kept from running as a formula;
+                            // numbers and booleans are written as they are.
                             let value = match value {
-                                serde_json::Value::String(s) => s,
+                                serde_json::Value::String(s) => export::quote(&s),
                                 other => other.to_string(),
                             };
                             chunk.push_str(&format!(
@@ -442,7 +444,7 @@ async fn export_answers(
                                 a.site_id,
                                 a.revision,
                                 export::quote(&item),
-                                export::quote(&value)
+                                value
                             ));
                         }
                     }
@@ -498,7 +500,8 @@ pub struct PublicationOut {
     pub approved_at: Option<DateTime<Utc>>,
     /// The frozen rating (left out of lists).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rating: Option<RatingReport>,
+    #[schema(value_type = Option<RatingReport>)]
+    pub rating: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// A list of ratings.
@@ -508,9 +511,10 @@ pub struct PublicationList {
 }
 
 fn publication_out(m: rating_publication::Model, with_rating: bool) -> ApiResult<PublicationOut> {
+    // The snapshot is served exactly as it was stored when prepared.
     let rating = if with_rating {
         Some(
-            serde_json::from_str(&m.snapshot)
+            serde_json::value::RawValue::from_string(m.snapshot)
                 .map_err(|e| anyhow::anyhow!("rating {} snapshot unreadable: {e}", m.id))?,
         )
     } else {
@@ -731,11 +735,12 @@ async fn public_get(
         .await?
         .filter(|m| m.status == "published")
         .ok_or_else(|| ApiError::not_found("published rating"))?;
-    let form = form(q.format.as_deref(), &headers)?;
-    let out = publication_out(found, true)?;
-    match (form, out.rating) {
-        (Form::Json, rating) => Ok(Json(PublicationOut { rating, ..out }).into_response()),
-        (form, Some(report)) => render(report, form, "published-rating"),
-        (_, None) => Err(ApiError::not_found("published rating")),
+    match form(q.format.as_deref(), &headers)? {
+        Form::Json => Ok(Json(publication_out(found, true)?).into_response()),
+        other => {
+            let report: RatingReport = serde_json::from_str(&found.snapshot)
+                .map_err(|e| anyhow::anyhow!("rating {} snapshot unreadable: {e}", found.id))?;
+            render(report, other, "published-rating")
+        }
     }
 }

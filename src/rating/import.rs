@@ -71,7 +71,10 @@ const OTHER: [&str; 6] = [
 /// Every problem found, with the line and column.
 pub fn parse_csv(bytes: &[u8]) -> Result<Parsed, Vec<Problem>> {
     let (text, encoding) = decode(bytes).map_err(|p| vec![p])?;
-    let first_line = text.lines().next().unwrap_or_default();
+    let first_line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
     let delimiter = if first_line.contains(';') { b';' } else { b',' };
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -87,8 +90,22 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Parsed, Vec<Problem>> {
         return Err(problems);
     }
     let mut rows = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        let line = index + 2;
+    for record in reader.records() {
+        // Counted from the record's byte offset: right after blank lines
+        // and quoted fields that span lines too (the reader's own line
+        // count skips blank lines).
+        let line = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .and_then(|p| {
+                let at = usize::try_from(p.byte()).ok()?;
+                let rest = text.get(at..)?;
+                // The reader's offset may stand on blank lines before the record.
+                let start = at + rest.len() - rest.trim_start_matches(['\r', '\n']).len();
+                text.get(..start)
+            })
+            .map_or(0, |before| before.matches('\n').count() + 1);
         let at = format!("line {line}");
         let record = match record {
             Ok(r) => r,
@@ -158,7 +175,15 @@ pub fn parse_json(bytes: &[u8]) -> Result<Parsed, Vec<Problem>> {
                 match value.as_object() {
                     Some(map) => {
                         for (id, v) in map {
-                            cells.insert(id.as_str(), Cell::Json(v.clone()));
+                            if INDICATORS.contains(&id.as_str()) {
+                                cells.insert(id.as_str(), Cell::Json(v.clone()));
+                            } else {
+                                problems.push(problem(
+                                    &format!("{at}.indicators.{id}"),
+                                    "unknown-indicator",
+                                    "indicators are 1.1 … 1.3, 2.1 … 2.3, 4.1 … 4.3, 5.1 … 5.3",
+                                ));
+                            }
                         }
                     }
                     None => problems.push(problem(
@@ -301,6 +326,16 @@ impl Cell {
         .filter(|x| x.is_finite())
     }
 
+    /// Digits after the decimal point, as written.
+    fn decimals(&self) -> usize {
+        let text = match self {
+            Self::Text(t) => t.clone(),
+            Self::Json(v) => v.to_string(),
+        };
+        text.split_once('.')
+            .map_or(0, |(_, fraction)| fraction.trim_end_matches('0').len())
+    }
+
     fn count(&self) -> Option<u64> {
         match self {
             Self::Text(t) => t.parse().ok(),
@@ -375,6 +410,14 @@ fn read_row(at: &str, sep: &str, cells: &BTreeMap<&str, Cell>) -> Result<Row, Ve
     let mut score = |name: &str| -> Option<f64> {
         let cell = cells.get(name)?;
         match cell.number() {
+            Some(_) if cell.decimals() > 2 => {
+                problems.push(problem(
+                    &field(name),
+                    "too-precise",
+                    "scores are published with two decimals; round the value",
+                ));
+                None
+            }
             Some(x) if (0.0..=100.0).contains(&x) => Some(x),
             Some(x) => {
                 problems.push(problem(
@@ -552,6 +595,21 @@ mod tests {
         let parsed = parse_json(json.as_bytes()).unwrap();
         assert_eq!(parsed.rows[0].values.indicators["1.2"], 70.5);
         assert_eq!(parsed.rows[0].values.k5, Some(90.0));
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_and_values_keep_two_decimals() {
+        let csv = format!("\n\ninstitution_id;year;k1\n\n{ID};2026;85,555\n");
+        let problems = parse_csv(csv.as_bytes()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "line 5/k1");
+        assert_eq!(problems[0].code, "too-precise");
+        let json = format!(
+            r#"{{"rows": [{{"institution_id": "{ID}", "year": 2026, "indicators": {{"year": 1999}}}}]}}"#
+        );
+        let problems = parse_json(json.as_bytes()).unwrap_err();
+        assert_eq!(problems[0].field, "rows[0].indicators.year");
+        assert_eq!(problems[0].code, "unknown-indicator");
     }
 
     #[test]

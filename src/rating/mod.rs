@@ -44,10 +44,28 @@ impl Imported {
     /// replaces, what it leaves out stays.
     #[must_use]
     pub fn merged(mut self, newer: Imported) -> Self {
-        self.k1 = newer.k1.or(self.k1);
-        self.k2 = newer.k2.or(self.k2);
-        self.k4 = newer.k4.or(self.k4);
-        self.k5 = newer.k5.or(self.k5);
+        // A criterion the newer file gives, directly or by any of its
+        // indicators, is replaced whole: an old direct K2 must not outrank
+        // corrected indicators 2.1 … 2.3.
+        for (prefix, newer_value) in [
+            ("1.", newer.k1),
+            ("2.", newer.k2),
+            ("4.", newer.k4),
+            ("5.", newer.k5),
+        ] {
+            let mentioned =
+                newer_value.is_some() || newer.indicators.keys().any(|k| k.starts_with(prefix));
+            if mentioned {
+                self.indicators.retain(|k, _| !k.starts_with(prefix));
+                let slot = match prefix {
+                    "1." => &mut self.k1,
+                    "2." => &mut self.k2,
+                    "4." => &mut self.k4,
+                    _ => &mut self.k5,
+                };
+                *slot = newer_value;
+            }
+        }
         self.indicators.extend(newer.indicators);
         self.survey = newer.survey.or(self.survey);
         self

@@ -278,3 +278,26 @@ fn the_points_scheme_ranks_in_points() {
     assert_eq!(scores[0].points.as_ref().unwrap().maximum, 31.0);
     assert_eq!(summary.gap, Some(2.0));
 }
+
+#[test]
+fn a_later_import_replaces_a_criterion_whole_and_keeps_the_others() {
+    let mut older = imported([60.0, 50.0, 70.0, 80.0], 10, 5);
+    older.indicators.insert("1.1".into(), 90.0);
+    let newer = Imported {
+        // Corrected indicators of K2; nothing about K1, K4, K5 or the survey.
+        indicators: [("2.1", 70.0), ("2.2", 80.0), ("2.3", 90.0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        ..Imported::default()
+    };
+    let merged = older.merged(newer);
+    assert_eq!(
+        merged.k2, None,
+        "the old direct K2 gives way to the new indicators"
+    );
+    assert_eq!(merged.indicators.get("2.2"), Some(&80.0));
+    assert_eq!(merged.k1, Some(60.0));
+    assert_eq!(merged.indicators.get("1.1"), Some(&90.0));
+    assert_eq!(merged.survey.map(|s| s.disabled_satisfied), Some(5));
+}
