@@ -75,6 +75,25 @@ async fn a_returned_audit_is_fixed_resubmitted_and_approved_with_the_override_co
         entry["photo_flags"]["no-exif"].as_u64().unwrap() > 0,
         "{entry}"
     );
+    let institution = entry["institution"]["id"].as_str().unwrap().to_owned();
+    for (filter, found) in [
+        (institution.as_str(), true),
+        ("01a237d2-0000-7000-8000-000000000000", false),
+    ] {
+        let (_, _, filtered) = call(
+            app.get("/api/v1/review/queue")
+                .query(&[("institution", filter)])
+                .bearer_auth(&reviewer),
+        )
+        .await;
+        let ids: Vec<&str> = filtered["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["audit_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.contains(&id.as_str()), found, "institution={filter}");
+    }
     let (_, _, flagged) = call(
         app.get("/api/v1/review/queue")
             .query(&[("flag", "far-from-site")])
@@ -389,6 +408,35 @@ async fn a_returned_audit_is_fixed_resubmitted_and_approved_with_the_override_co
             && all.contains(&"user.login")
             && all.contains(&"user.created")
     );
+    // The log filters by actor and by time.
+    let (_, _, by_reviewer) = call(
+        app.get("/api/v1/audit-log")
+            .query(&[("actor", reviewer_id.as_str()), ("limit", "1000")])
+            .bearer_auth(&admin),
+    )
+    .await;
+    let entries = by_reviewer["items"].as_array().unwrap();
+    assert!(
+        entries.len() >= 4,
+        "claim, verdict, two decisions: {by_reviewer}"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["actor_id"] == reviewer_id.as_str())
+    );
+    for (bound, at) in [
+        ("since", "2999-01-01T00:00:00Z"),
+        ("until", "2000-01-01T00:00:00Z"),
+    ] {
+        let (_, _, none) = call(
+            app.get("/api/v1/audit-log")
+                .query(&[(bound, at)])
+                .bearer_auth(&admin),
+        )
+        .await;
+        assert_eq!(none["items"], json!([]), "{bound} {at}");
+    }
     let (_, _, verified) = call(app.get("/api/v1/audit-log/verify").bearer_auth(&admin)).await;
     assert_eq!(verified["intact"], true, "{verified}");
     assert_eq!(verified["entries"], verified["head_seq"]);
@@ -708,6 +756,24 @@ async fn a_deleted_log_entry_is_named() {
     let body = verification(&app, &admin).await;
     assert_eq!(body["first_broken"]["breach"], "truncated", "{body}");
     assert_eq!(body["first_broken"]["seq"], last - 1);
+}
+
+#[tokio::test]
+async fn entries_appended_while_verifying_are_left_for_the_next_check() {
+    let (app, admin) = logged_app().await;
+    // As if the walk had read the head just before the last append: the head
+    // records the entry before the last one, the last one is already stored.
+    app.state
+        .db
+        .execute_unprepared(
+            "UPDATE audit_log_head SET hash = (SELECT hash FROM audit_log \
+             WHERE seq = (SELECT seq FROM audit_log_head) - 1), seq = seq - 1",
+        )
+        .await
+        .unwrap();
+    let body = verification(&app, &admin).await;
+    assert_eq!(body["intact"], true, "{body}");
+    assert_eq!(body["entries"], body["head_seq"]);
 }
 
 #[tokio::test]

@@ -129,7 +129,8 @@ pub struct AuditFilter {
     pub updated_since: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: ScopeColumns = ScopeColumns {
+/// Scope columns of the audits table, also used by the review queue.
+pub(super) const COLUMNS: ScopeColumns = ScopeColumns {
     owner: "created_by",
     organisation: "organisation_id",
     region: "region_code",

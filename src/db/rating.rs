@@ -11,6 +11,7 @@ use sea_orm::{
     QuerySelect,
 };
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::audit_log::{self, Actor, Entry};
@@ -320,19 +321,7 @@ pub async fn prepare(
     rating_publication::Entity::insert(rating_publication::ActiveModel::from(model.clone()))
         .exec_without_returning(txn)
         .await?;
-    audit_log::append(
-        txn,
-        actor,
-        Entry::new("rating.prepared", "rating", model.id)
-            .scope(&model.region_code, &model.sector)
-            .states(None, Some(json!({"inputs_digest": model.inputs_digest, "snapshot": super::audit_log::digest(&json!(model.snapshot))})))
-            .detail(json!({
-                "year": model.year,
-                "methodology": [model.methodology_id, model.methodology_version],
-                "inputs_digest": model.inputs_digest,
-            })),
-    )
-    .await?;
+    audit_log::append(txn, actor, log_entry("rating.prepared", &model)).await?;
     write.commit().await?;
     Ok(model)
 }
@@ -368,20 +357,29 @@ pub async fn publish(
         .one(txn)
         .await?
         .ok_or_else(|| DbError::Conflict("rating vanished while publishing".to_owned()))?;
-    audit_log::append(
-        txn,
-        actor,
-        Entry::new("rating.published", "rating", model.id)
-            .scope(&model.region_code, &model.sector)
-            .detail(json!({
-                "year": model.year,
-                "methodology": [model.methodology_id, model.methodology_version],
-                "inputs_digest": model.inputs_digest,
-            })),
-    )
-    .await?;
+    audit_log::append(txn, actor, log_entry("rating.published", &model)).await?;
     write.commit().await?;
     Ok(Some(model))
+}
+
+/// The log entry of a step in a rating's life; its state is the status and
+/// the SHA-256 of the frozen snapshot (hashed once, as stored).
+fn log_entry(action: &'static str, model: &rating_publication::Model) -> Entry {
+    let snapshot: String = Sha256::digest(model.snapshot.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Entry::new(action, "rating", model.id)
+        .scope(&model.region_code, &model.sector)
+        .states(
+            None,
+            Some(json!({"status": model.status, "snapshot_sha256": snapshot})),
+        )
+        .detail(json!({
+            "year": model.year,
+            "methodology": [model.methodology_id, model.methodology_version],
+            "inputs_digest": model.inputs_digest,
+        }))
 }
 
 /// One rating, prepared or published.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::audit_log::{self, Actor, Entry};
 use super::audits::{Step, conditional_update, finish, state_of};
 use super::entity::{audit, audit_revision, photo, review_decision, review_verdict};
-use super::scope::{ScopeColumns, visible_to};
+use super::scope::visible_to;
 use super::{DbError, now};
 use crate::audit::AuditStatus;
 use crate::audit::review::{Decision, VerdictKind};
@@ -37,14 +37,6 @@ pub struct QueueFilter {
     pub after: Option<(DateTime<Utc>, Uuid)>,
 }
 
-const COLUMNS: ScopeColumns = ScopeColumns {
-    owner: "created_by",
-    organisation: "organisation_id",
-    region: "region_code",
-    sector: "sector",
-    status: "status",
-};
-
 /// Submitted audits `who` may review, oldest submission first, at most
 /// `limit` plus one.
 ///
@@ -57,7 +49,7 @@ pub async fn queue(
     limit: u64,
 ) -> Result<Vec<audit::Model>, DbError> {
     let mut query = audit::Entity::find()
-        .filter(visible_to(who, &COLUMNS))
+        .filter(visible_to(who, &super::audits::COLUMNS))
         .filter(audit::Column::Status.eq(AuditStatus::Submitted.as_str()))
         .order_by_asc(audit::Column::SubmittedAt)
         .order_by_asc(audit::Column::Id);
@@ -440,6 +432,32 @@ pub async fn verdicts_of(
 /// Database failure.
 pub async fn overrides(db: &DatabaseConnection, audit_id: Uuid) -> Result<Overrides, DbError> {
     Ok(overrides_of(&verdicts_of(db, audit_id).await?))
+}
+
+/// The reviewers' overrides of many audits at once, by audit (audits without
+/// verdicts are left out).
+///
+/// # Errors
+/// Database failure.
+pub async fn overrides_of_audits(
+    db: &DatabaseConnection,
+    audits: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Overrides>, DbError> {
+    let mut by_audit: std::collections::HashMap<Uuid, Vec<review_verdict::Model>> =
+        std::collections::HashMap::new();
+    for chunk in audits.chunks(500) {
+        for v in review_verdict::Entity::find()
+            .filter(review_verdict::Column::AuditId.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
+            by_audit.entry(v.audit_id).or_default().push(v);
+        }
+    }
+    Ok(by_audit
+        .into_iter()
+        .map(|(audit, verdicts)| (audit, overrides_of(&verdicts)))
+        .collect())
 }
 
 /// The overrides among stored verdicts (confirmations leave the engine's outcome).

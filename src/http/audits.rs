@@ -349,11 +349,7 @@ async fn patch_answers(
     if audit.version != expected {
         return Err(stale(audit.version));
     }
-    let catalog = state
-        .catalogs
-        .for_release(&audit.release_hash)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let catalog = pinned_catalog(&state, &audit).await?;
     let errors: Vec<FieldError> = patch
         .answers
         .iter()
@@ -398,11 +394,7 @@ async fn submit(
     if expected.is_some_and(|v| v != audit.version) {
         return Err(stale(audit.version));
     }
-    let catalog = state
-        .catalogs
-        .for_release(&audit.release_hash)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let catalog = pinned_catalog(&state, &audit).await?;
     let answers = answer_set(&audit)?;
     let photos: BTreeSet<String> = super::photos::of_audit(&state, id)
         .await?
@@ -553,13 +545,21 @@ pub(super) fn answer_set(audit: &row::Model) -> ApiResult<AnswerSet> {
     })
 }
 
-/// The audit as clients see it, evaluated against its pinned release.
-pub(super) async fn render(state: &AppState, audit: row::Model) -> ApiResult<AuditOut> {
-    let catalog = state
+/// The checklist release an audit is pinned to.
+pub(super) async fn pinned_catalog(
+    state: &AppState,
+    audit: &row::Model,
+) -> ApiResult<std::sync::Arc<crate::checklist::Catalog>> {
+    state
         .catalogs
         .for_release(&audit.release_hash)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// The audit as clients see it, evaluated against its pinned release.
+pub(super) async fn render(state: &AppState, audit: row::Model) -> ApiResult<AuditOut> {
+    let catalog = pinned_catalog(state, &audit).await?;
     let answers = answer_set(&audit)?;
     let (overrides, review) = super::review::review_state(state, &audit).await?;
     let evaluation = evaluate(&catalog, Some(&audit.methodology_id), &answers, &overrides)

@@ -188,11 +188,7 @@ pub(crate) async fn check_item(
     audit: &audit_row::Model,
     item: &str,
 ) -> ApiResult<()> {
-    let catalog = state
-        .catalogs
-        .for_release(&audit.release_hash)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let catalog = super::audits::pinned_catalog(state, audit).await?;
     if catalog.item(item).is_none() {
         return Err(ApiError::invalid_field(
             "item",

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
@@ -105,11 +106,11 @@ async fn import_inputs(
                 .collect(),
         )
     })?;
-    let sha256: String = Sha256::digest(&body)
+    let digest: String = Sha256::digest(&body)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    if let Some(done) = repo::import_by_digest(&state.db, &sha256).await? {
+    if let Some(done) = repo::import_by_digest(&state.db, &digest).await? {
         return Ok((StatusCode::OK, Json(import_out(done, true))).into_response());
     }
 
@@ -180,7 +181,7 @@ async fn import_inputs(
     let stored = repo::store_import(
         &state.db,
         NewImport {
-            sha256,
+            sha256: digest.clone(),
             format,
             encoding: parsed.encoding,
             rows,
@@ -192,13 +193,9 @@ async fn import_inputs(
         Ok(import) => Ok((StatusCode::CREATED, Json(import_out(import, false))).into_response()),
         // The same file arrived twice at once: the other request stored it.
         Err(crate::db::DbError::Conflict(_)) => {
-            let sha256: String = Sha256::digest(&body)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let done = repo::import_by_digest(&state.db, &sha256)
+            let done = repo::import_by_digest(&state.db, &digest)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("import {sha256} conflicted but is missing"))?;
+                .ok_or_else(|| anyhow::anyhow!("import {digest} conflicted but is missing"))?;
             Ok((StatusCode::OK, Json(import_out(done, true))).into_response())
         }
         Err(e) => Err(e.into()),
@@ -463,8 +460,6 @@ async fn export_answers(
     .chain(pages);
     Ok(attachment(Body::from_stream(body), CSV, &file))
 }
-
-use futures_util::StreamExt as _;
 
 // ---------------------------------------------------------------- publication
 

@@ -454,11 +454,7 @@ fn parse_verdict(body: &VerdictIn, engine: Outcome) -> ApiResult<(VerdictKind, &
 
 /// The engine's own outcome of `rule` (without any verdict).
 async fn engine_outcome(state: &AppState, audit: &row::Model, rule: &str) -> ApiResult<Outcome> {
-    let catalog = state
-        .catalogs
-        .for_release(&audit.release_hash)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let catalog = super::audits::pinned_catalog(state, audit).await?;
     if catalog.rule(rule).is_none() {
         return Err(ApiError::invalid_field(
             "rule",
@@ -549,11 +545,7 @@ async fn review(
 }
 
 async fn validate_decision(state: &AppState, audit: &row::Model, body: &ReviewIn) -> ApiResult<()> {
-    let catalog = state
-        .catalogs
-        .for_release(&audit.release_hash)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let catalog = super::audits::pinned_catalog(state, audit).await?;
     let mut errors = Vec::new();
     let comment = body.comment.trim();
     if body.decision.needs_reason() && comment.is_empty() {
@@ -960,11 +952,7 @@ pub(super) async fn evaluated<R>(
     audit: &row::Model,
     f: impl FnOnce(&crate::checklist::Evaluation<'_>) -> R,
 ) -> ApiResult<R> {
-    let catalog = state
-        .catalogs
-        .for_release(&audit.release_hash)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let catalog = super::audits::pinned_catalog(state, audit).await?;
     let answers = answer_set(audit)?;
     let overrides = repo::overrides(&state.db, audit.id).await?;
     let evaluation = evaluate(&catalog, Some(&audit.methodology_id), &answers, &overrides)

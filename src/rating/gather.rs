@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{Imported, InstitutionInput, InstitutionScore, Scheme, SiteResult, Summary, compute};
 use crate::catalogs::Catalogs;
 use crate::checklist::methodology::{MethodologyKind, Tri};
-use crate::checklist::{AnswerSet, Catalog, ENGINE_VERSION, evaluate};
+use crate::checklist::{AnswerSet, Catalog, ENGINE_VERSION, Overrides, evaluate};
 use crate::db::entity::audit;
 use crate::db::{DbError, rating as repo, review};
 
@@ -147,6 +147,9 @@ pub async fn gather(
     {
         audits.entry(a.institution_id).or_default().push(a);
     }
+    // Every verdict of every audit in one pass, not one query per audit.
+    let audit_ids: Vec<Uuid> = audits.values().flatten().map(|a| a.id).collect();
+    let mut overrides = review::overrides_of_audits(db, &audit_ids).await?;
     let mut imports = repo::inputs_of_year(db, q.year).await?;
     let mut releases: HashMap<String, Arc<Catalog>> = HashMap::new();
     let mut digest = Sha256::new();
@@ -168,7 +171,8 @@ pub async fn gather(
                 }
             };
             digest.update(format!("audit:{}:{};", a.id, a.version));
-            sites.push(site_result(db, &catalog, m.id(), &ids, &a).await?);
+            let verdicts = overrides.remove(&a.id).unwrap_or_default();
+            sites.push(site_result(&catalog, m.id(), &ids, &verdicts, &a));
         }
         let stored = imports.remove(&institution.id);
         let imported: Option<Imported> = stored
@@ -238,22 +242,21 @@ pub async fn gather(
 
 /// One approved audit scored with methodology `methodology` as its own release
 /// defines it, reviewers' overrides applied.
-async fn site_result(
-    db: &sea_orm::DatabaseConnection,
+fn site_result(
     catalog: &Catalog,
     methodology: &str,
     ids: &[String],
+    overrides: &Overrides,
     a: &audit::Model,
-) -> Result<SiteResult, GatherError> {
+) -> SiteResult {
     let answers = AnswerSet {
         methodology: Some(methodology.to_owned()),
         answers: serde_json::from_str(&a.answers).unwrap_or_default(),
         survey: None,
     };
-    let overrides = review::overrides(db, a.id).await?;
     let mut statuses = BTreeMap::new();
     // A release without this methodology leaves every condition unknown.
-    if let Ok(e) = evaluate(catalog, Some(methodology), &answers, &overrides) {
+    if let Ok(e) = evaluate(catalog, Some(methodology), &answers, overrides) {
         if let Some(nok) = &e.nok {
             for c in nok.conditions_3_1.iter().chain(&nok.conditions_3_2) {
                 statuses.insert(c.id.to_owned(), c.status);
@@ -265,7 +268,7 @@ async fn site_result(
             }
         }
     }
-    Ok(SiteResult {
+    SiteResult {
         site_id: a.site_id,
         audit_id: a.id,
         audit_version: a.version,
@@ -278,5 +281,5 @@ async fn site_result(
             .iter()
             .map(|id| statuses.get(id).copied().unwrap_or(Tri::Unknown))
             .collect(),
-    })
+    }
 }
