@@ -333,6 +333,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
             )
             .await?;
+            // Chain the entry now rather than leave it to the next service start.
+            db::outbox::flush(&state.db).await?;
             println!("created {} ({}) with id {}", user.email, user.role, user.id);
             Ok(())
         }

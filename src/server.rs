@@ -63,6 +63,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     // One decode per core: more would only add memory, not speed.
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     Ok(AppState {
+        sealer: db::outbox::Sealer::start(conn.clone()),
         db: conn,
         storage,
         ingest_slots: Arc::new(tokio::sync::Semaphore::new(cores)),

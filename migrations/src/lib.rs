@@ -13,6 +13,7 @@ mod m20261125_000004_create_audits;
 mod m20261125_000005_create_photos;
 mod m20261202_000006_create_review;
 mod m20261202_000007_create_rating;
+mod m20261202_000008_create_outbox;
 
 /// Applies Dostup's migrations in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_photos::Migration),
             Box::new(m20261202_000006_create_review::Migration),
             Box::new(m20261202_000007_create_rating::Migration),
+            Box::new(m20261202_000008_create_outbox::Migration),
         ]
     }
 }

@@ -11,6 +11,8 @@
 --   DOSTUP_LOAD_STATE   file with one "<audit-id> <version>" line per connection
 --   DOSTUP_LOAD_RESULT  optional: file to append a result row to (see report.lua)
 --   DOSTUP_LOAD_LABEL   optional: label of that row (e.g. the database)
+--   DOSTUP_LOAD_PREFER  optional: a Prefer header to send (e.g. return=minimal)
+--   DOSTUP_LOAD_WORKLOAD optional: workload name in the result row (default patch)
 
 local script_dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local report = dofile(script_dir .. "report.lua")
@@ -48,7 +50,7 @@ function done(summary, latency, requests)
   local ok = report.sum(threads, "ok")
   local stale = report.sum(threads, "stale")
   local other = report.sum(threads, "other")
-  report.finish("patch", summary, latency, stale + other,
+  report.finish(os.getenv("DOSTUP_LOAD_WORKLOAD") or "patch", summary, latency, stale + other,
     string.format("2xx %d, 412 %d, other %d", ok, stale, other))
 end
 
@@ -65,6 +67,10 @@ function init(args)
     ["Authorization"] = "Bearer " .. token,
     ["Content-Type"] = "application/json",
   }
+  local prefer = os.getenv("DOSTUP_LOAD_PREFER")
+  if prefer and prefer ~= "" then
+    headers["Prefer"] = prefer
+  end
 end
 
 function request()

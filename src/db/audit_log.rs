@@ -1,19 +1,17 @@
 //! The tamper-evident history: an append-only log of every mutating action,
 //! each entry carrying the SHA-256 of the one before it.
 //!
-//! Entries are numbered 1, 2, 3 … by a single head row (`audit_log_head`)
-//! that every append updates first. That first write takes SQLite's write
-//! lock, or on PostgreSQL the head row's lock, and holds it until commit, so
-//! concurrent requests and replicas append one after another and the chain
-//! never forks. The head also remembers the last entry, so cutting entries
-//! off the end is as visible as changing one in the middle.
-//!
-//! Append inside the transaction of the action it records, last, just
-//! before commit: the action and its entry land together or not at all, and
-//! the serialised stretch stays short.
+//! An action writes its entry into the outbox inside its own transaction
+//! ([`append`]): the action and its entry land together or not at all. The
+//! sealer (see [`super::outbox`]) then numbers the entries 1, 2, 3 … in
+//! commit order and chains each to the one before. A single head row
+//! (`audit_log_head`) remembers the last entry, so cutting entries off the
+//! end is as visible as changing one in the middle, and sealing passes
+//! follow each other under the order lock, so the chain never forks, even
+//! with several replicas on one database.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -186,63 +184,78 @@ pub async fn ensure_head(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> 
     Ok(())
 }
 
-/// Appends an entry inside the caller's transaction `txn`; returns its number.
+/// An entry as its action wrote it, before it is numbered and chained.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Unsealed {
+    at: DateTime<Utc>,
+    actor_id: Option<Uuid>,
+    actor_role: Option<String>,
+    action: String,
+    target_type: String,
+    target_id: String,
+    region_code: Option<String>,
+    sector: Option<String>,
+    before_digest: Option<String>,
+    after_digest: Option<String>,
+    detail: String,
+    request_id: Option<String>,
+}
+
+impl Unsealed {
+    /// The entry `actor` writes now; the states are digested here, so the
+    /// outbox holds only what the log keeps.
+    pub(super) fn new(actor: &Actor, entry: Entry) -> Self {
+        Self {
+            at: now(),
+            actor_id: actor.user_id,
+            actor_role: actor.role.map(|r| r.as_str().to_owned()),
+            action: entry.action.to_owned(),
+            target_type: entry.target_type.to_owned(),
+            target_id: entry.target_id,
+            region_code: entry.region,
+            sector: entry.sector,
+            before_digest: entry.before.as_ref().map(digest),
+            after_digest: entry.after.as_ref().map(digest),
+            detail: entry.detail.to_string(),
+            request_id: actor.request_id.clone(),
+        }
+    }
+
+    /// The stored entry numbered `seq`, chained to `prev_hash`.
+    fn chain(self, seq: i64, prev_hash: String) -> audit_log::Model {
+        let mut model = audit_log::Model {
+            seq,
+            at: self.at,
+            actor_id: self.actor_id,
+            actor_role: self.actor_role,
+            action: self.action,
+            target_type: self.target_type,
+            target_id: self.target_id,
+            region_code: self.region_code,
+            sector: self.sector,
+            before_digest: self.before_digest,
+            after_digest: self.after_digest,
+            detail: self.detail,
+            request_id: self.request_id,
+            prev_hash,
+            hash: String::new(),
+        };
+        model.hash = entry_hash(&model);
+        model
+    }
+}
+
+/// Records an entry inside the caller's transaction `txn`; the sealer
+/// numbers and chains it once `txn` has committed.
 ///
 /// # Errors
-/// Database failure, or a missing head row (the schema was not set up by
-/// this service).
+/// Database failure.
 pub async fn append<C: ConnectionTrait>(
     txn: &C,
     actor: &Actor,
     entry: Entry,
-) -> Result<i64, DbError> {
-    // The order lock queues appenders fairly on PostgreSQL; writing the head
-    // then takes the lock that orders appends on either database (see the
-    // module comment) and hands out the next number with the previous hash.
-    super::take_order_lock(txn).await?;
-    let head = audit_log_head::Entity::update_many()
-        .col_expr(
-            audit_log_head::Column::Seq,
-            Expr::col(audit_log_head::Column::Seq).add(1),
-        )
-        .filter(audit_log_head::Column::Id.eq(HEAD_ID))
-        .exec_with_returning(txn)
-        .await?
-        .pop()
-        .ok_or_else(|| {
-            DbError::MissingReference(
-                "the audit log has no head row; start the service once to create it".to_owned(),
-            )
-        })?;
-    let mut model = audit_log::Model {
-        seq: head.seq,
-        at: now(),
-        actor_id: actor.user_id,
-        actor_role: actor.role.map(|r| r.as_str().to_owned()),
-        action: entry.action.to_owned(),
-        target_type: entry.target_type.to_owned(),
-        target_id: entry.target_id,
-        region_code: entry.region,
-        sector: entry.sector,
-        before_digest: entry.before.as_ref().map(digest),
-        after_digest: entry.after.as_ref().map(digest),
-        detail: entry.detail.to_string(),
-        request_id: actor.request_id.clone(),
-        prev_hash: head.hash,
-        hash: String::new(),
-    };
-    model.hash = entry_hash(&model);
-    let seq = model.seq;
-    let hash = model.hash.clone();
-    audit_log::Entity::insert(audit_log::ActiveModel::from(model))
-        .exec_without_returning(txn)
-        .await?;
-    audit_log_head::Entity::update_many()
-        .col_expr(audit_log_head::Column::Hash, Expr::value(hash))
-        .filter(audit_log_head::Column::Id.eq(HEAD_ID))
-        .exec(txn)
-        .await?;
-    Ok(seq)
+) -> Result<(), DbError> {
+    super::outbox::push(txn, Some(Unsealed::new(actor, entry)), None).await
 }
 
 /// Records an action that has no transaction of its own (a login, a
@@ -250,12 +263,56 @@ pub async fn append<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database failure.
-pub async fn record(db: &DatabaseConnection, actor: &Actor, entry: Entry) -> Result<i64, DbError> {
-    let write = super::begin_write(db).await?;
-    let txn = &*write;
-    let seq = append(txn, actor, entry).await?;
-    write.commit().await?;
-    Ok(seq)
+pub async fn record(db: &DatabaseConnection, actor: &Actor, entry: Entry) -> Result<(), DbError> {
+    let (owned, actor) = (db.clone(), actor.clone());
+    super::on_writer(db, async move {
+        let write = super::begin_write(&owned).await?;
+        append(&*write, &actor, entry).await?;
+        write.commit().await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Numbers `entries` after the head and chains them, in order (a sealing
+/// pass, under the order lock).
+///
+/// # Errors
+/// Database failure, or a missing head row (the schema was not set up by
+/// this service).
+pub(super) async fn seal<C: ConnectionTrait>(
+    txn: &C,
+    entries: Vec<Unsealed>,
+) -> Result<(), DbError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let head = audit_log_head::Entity::find_by_id(HEAD_ID)
+        .one(txn)
+        .await?
+        .ok_or_else(|| {
+            DbError::MissingReference(
+                "the audit log has no head row; start the service once to create it".to_owned(),
+            )
+        })?;
+    let (mut seq, mut hash) = (head.seq, head.hash);
+    let mut sealed = Vec::with_capacity(entries.len());
+    for entry in entries {
+        seq += 1;
+        let model = entry.chain(seq, std::mem::take(&mut hash));
+        hash.clone_from(&model.hash);
+        sealed.push(audit_log::ActiveModel::from(model));
+    }
+    audit_log::Entity::insert_many(sealed)
+        .exec_without_returning(txn)
+        .await?;
+    audit_log_head::Entity::update_many()
+        .col_expr(audit_log_head::Column::Seq, Expr::value(seq))
+        .col_expr(audit_log_head::Column::Hash, Expr::value(hash))
+        .filter(audit_log_head::Column::Id.eq(HEAD_ID))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Filters of the log listing.
@@ -271,7 +328,8 @@ pub struct LogFilter {
 }
 
 /// Entries `who` may read, oldest first, at most `limit` plus one (so the
-/// caller can tell whether more exist).
+/// caller can tell whether more exist). Everything committed before the
+/// call is sealed first.
 ///
 /// # Errors
 /// Database failure.
@@ -281,6 +339,7 @@ pub async fn list(
     filter: &LogFilter,
     limit: u64,
 ) -> Result<Vec<audit_log::Model>, DbError> {
+    super::outbox::flush_for_reading(db).await;
     let mut query = audit_log::Entity::find().order_by_asc(audit_log::Column::Seq);
     if who.role != Role::Admin {
         // Reviewers read the history of what lies in their scope.
@@ -355,13 +414,14 @@ pub struct Verification {
     pub first_broken: Option<BrokenEntry>,
 }
 
-/// Walks the whole chain in batches (memory stays bounded) and reports the
-/// first broken entry.
+/// Seals what has committed, then walks the whole chain in batches (memory
+/// stays bounded) and reports the first broken entry.
 ///
 /// # Errors
 /// Database failure.
 pub async fn verify(db: &DatabaseConnection) -> Result<Verification, DbError> {
     const BATCH: u64 = 1000;
+    super::outbox::flush(db).await?;
     let head = audit_log_head::Entity::find_by_id(HEAD_ID)
         .one(db)
         .await?

@@ -14,8 +14,8 @@ use sea_orm::{
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
-use super::audit_log::{self, Actor, Entry};
-use super::changes::{self, NewChange};
+use super::audit_log::{Actor, Entry, Unsealed};
+use super::changes::NewChange;
 use super::entity::{audit, audit_revision, photo};
 use super::scope::{ScopeColumns, visible_to};
 use super::{DbError, Page, PageRequest, Write, now};
@@ -55,6 +55,15 @@ pub enum Created {
 /// # Errors
 /// Database failure; [`DbError::MissingReference`] for an unknown site.
 pub async fn create(
+    db: &DatabaseConnection,
+    new: NewAudit,
+    actor: &Actor,
+) -> Result<Created, DbError> {
+    let (owned, actor) = (db.clone(), actor.clone());
+    super::on_writer(db, async move { create_here(&owned, new, &actor).await }).await
+}
+
+async fn create_here(
     db: &DatabaseConnection,
     new: NewAudit,
     actor: &Actor,
@@ -99,16 +108,17 @@ pub async fn create(
             };
         }
     };
-    audit_log::append(
+    let entry = Entry::new("audit.created", "audit", inserted.id)
+        .audit_scope(&inserted)
+        .states(None, Some(state_of(&inserted)))
+        .detail(json!({"site_id": inserted.site_id}));
+    record(
         txn,
         actor,
-        Entry::new("audit.created", "audit", inserted.id)
-            .audit_scope(&inserted)
-            .states(None, Some(state_of(&inserted)))
-            .detail(json!({"site_id": inserted.site_id})),
+        entry,
+        change_of("audit.created", &inserted, None),
     )
     .await?;
-    record(txn, "audit.created", &inserted, None).await?;
     write.commit().await?;
     Ok(Created::New(inserted))
 }
@@ -180,22 +190,26 @@ pub async fn update_answers(
     actor: &Actor,
 ) -> Result<Option<audit::Model>, DbError> {
     let text = serde_json::to_string(answers).unwrap_or_else(|_| "{}".to_owned());
-    let Some((write, updated)) = conditional_update(db, before, &EDITABLE, |update| {
-        update.col_expr(audit::Column::Answers, Expr::value(text))
-    })
-    .await?
-    else {
-        return Ok(None);
-    };
     let changed: Vec<&String> = answers.keys().collect();
-    finish(
-        write,
-        actor,
-        Step::new("audit.updated", "audit.answers_updated", before, &updated)
-            .detail(json!({"answers": changed})),
-    )
-    .await?;
-    Ok(Some(updated))
+    let detail = json!({ "answers": changed });
+    let (owned, before, actor) = (db.clone(), before.clone(), actor.clone());
+    super::on_writer(db, async move {
+        let Some((write, updated)) = conditional_update(&owned, &before, &EDITABLE, |update| {
+            update.col_expr(audit::Column::Answers, Expr::value(text))
+        })
+        .await?
+        else {
+            return Ok(None);
+        };
+        finish(
+            write,
+            &actor,
+            Step::new("audit.updated", "audit.answers_updated", &before, &updated).detail(detail),
+        )
+        .await?;
+        Ok(Some(updated))
+    })
+    .await
 }
 
 /// Submits the audit if it is still as `before` shows it and editable: it
@@ -206,6 +220,19 @@ pub async fn update_answers(
 /// # Errors
 /// Database failure.
 pub async fn submit(
+    db: &DatabaseConnection,
+    before: &audit::Model,
+    actor: &Actor,
+) -> Result<Option<audit::Model>, DbError> {
+    let (owned, before, actor) = (db.clone(), before.clone(), actor.clone());
+    super::on_writer(
+        db,
+        async move { submit_here(&owned, &before, &actor).await },
+    )
+    .await
+}
+
+async fn submit_here(
     db: &DatabaseConnection,
     before: &audit::Model,
     actor: &Actor,
@@ -331,25 +358,25 @@ impl<'a> Step<'a> {
     }
 }
 
-/// Records the log entry and the change for `/sync`, then commits. The log
-/// comes first: its head row orders the writers, so the change feed's own
-/// lock is taken without waiting.
+/// Records the log entry and the change for `/sync` (one outbox row), then
+/// commits.
 pub(super) async fn finish(write: Write, actor: &Actor, step: Step<'_>) -> Result<(), DbError> {
     let mut detail = step.detail;
     if let Some(map) = detail.as_object_mut() {
         map.insert("status".to_owned(), json!(step.after.status));
         map.insert("version".to_owned(), json!(step.after.version));
     }
-    audit_log::append(
-        &*write,
+    let entry = Entry::new(step.action, "audit", step.after.id)
+        .audit_scope(step.after)
+        .states(step.before.map(state_of), Some(state_of(step.after)))
+        .detail(detail);
+    record(
+        &write,
         actor,
-        Entry::new(step.action, "audit", step.after.id)
-            .audit_scope(step.after)
-            .states(step.before.map(state_of), Some(state_of(step.after)))
-            .detail(detail),
+        entry,
+        change_of(step.change, step.after, step.payload),
     )
     .await?;
-    record(&write, step.change, step.after, step.payload).await?;
     write.commit().await?;
     Ok(())
 }
@@ -370,12 +397,18 @@ pub fn state_of(audit: &audit::Model) -> Json {
     })
 }
 
+/// Writes an audit action's log entry and its change in one outbox row.
 async fn record(
     txn: &DatabaseTransaction,
-    kind: &'static str,
-    audit: &audit::Model,
-    extra: Option<Json>,
-) -> Result<i64, DbError> {
+    actor: &Actor,
+    entry: Entry,
+    change: NewChange,
+) -> Result<(), DbError> {
+    super::outbox::push(txn, Some(Unsealed::new(actor, entry)), Some(change.into())).await
+}
+
+/// The `/sync` change of an action on `audit`.
+fn change_of(kind: &'static str, audit: &audit::Model, extra: Option<Json>) -> NewChange {
     let mut payload = json!({
         "audit_id": audit.id,
         "site_id": audit.site_id,
@@ -387,20 +420,16 @@ async fn record(
     if let (Some(map), Some(Json::Object(extra))) = (payload.as_object_mut(), extra) {
         map.extend(extra);
     }
-    changes::append(
-        txn,
-        NewChange {
-            kind,
-            audit_id: Some(audit.id),
-            owner_id: Some(audit.created_by),
-            organisation_id: audit.organisation_id,
-            region: Some(audit.region_code.clone()),
-            sector: Some(audit.sector.clone()),
-            audit_status: Some(audit.status.clone()),
-            payload,
-        },
-    )
-    .await
+    NewChange {
+        kind,
+        audit_id: Some(audit.id),
+        owner_id: Some(audit.created_by),
+        organisation_id: audit.organisation_id,
+        region: Some(audit.region_code.clone()),
+        sector: Some(audit.sector.clone()),
+        audit_status: Some(audit.status.clone()),
+        payload,
+    }
 }
 
 /// The scope attributes of a stored audit.

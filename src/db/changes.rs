@@ -1,17 +1,16 @@
 //! The change feed behind `GET /sync`.
 //!
-//! Sequence numbers must be handed out in commit order, or a reader could see
-//! change 11 before change 10 commits, move its cursor past 10 and never see
-//! it. SQLite has a single writer, which gives that order for free; on
-//! PostgreSQL every appending transaction takes one advisory lock right
-//! before its insert and holds it until commit, so the next writer only gets
-//! a number after the previous one is visible. Append last, just before
-//! commit, to keep that serialised stretch short.
+//! Sequence numbers must follow commit order, or a reader could see change
+//! 11 before change 10 commits, move its cursor past 10 and never see it.
+//! An action therefore writes its change into the outbox inside its own
+//! transaction ([`append`]), and the sealer numbers changes in commit order
+//! (see [`super::outbox`]). [`since`] seals what has committed before it
+//! reads, so a client sees its own writes at once.
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -35,26 +34,83 @@ pub struct NewChange {
     pub payload: Json,
 }
 
-/// Appends a change inside `txn`; returns its sequence number.
+/// A change as its action wrote it, before it is numbered.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Unnumbered {
+    kind: String,
+    audit_id: Option<Uuid>,
+    owner_id: Option<Uuid>,
+    organisation_id: Option<Uuid>,
+    region_code: Option<String>,
+    sector: Option<String>,
+    audit_status: Option<String>,
+    payload: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<NewChange> for Unnumbered {
+    fn from(change: NewChange) -> Self {
+        Self {
+            kind: change.kind.to_owned(),
+            audit_id: change.audit_id,
+            owner_id: change.owner_id,
+            organisation_id: change.organisation_id,
+            region_code: change.region,
+            sector: change.sector,
+            audit_status: change.audit_status,
+            payload: change.payload.to_string(),
+            created_at: now(),
+        }
+    }
+}
+
+/// Records a change inside the caller's transaction `txn`; the sealer
+/// numbers it once `txn` has committed.
 ///
 /// # Errors
 /// Database failure.
-pub async fn append(txn: &DatabaseTransaction, change: NewChange) -> Result<i64, DbError> {
-    super::take_order_lock(txn).await?;
-    let model = change::ActiveModel {
-        seq: NotSet,
-        kind: Set(change.kind.to_owned()),
-        audit_id: Set(change.audit_id),
-        owner_id: Set(change.owner_id),
-        organisation_id: Set(change.organisation_id),
-        region_code: Set(change.region),
-        sector: Set(change.sector),
-        audit_status: Set(change.audit_status),
-        payload: Set(change.payload.to_string()),
-        created_at: Set(now()),
-    };
-    let inserted = change::Entity::insert(model).exec(txn).await?;
-    Ok(inserted.last_insert_id)
+pub async fn append<C: ConnectionTrait>(txn: &C, change: NewChange) -> Result<(), DbError> {
+    super::outbox::push(txn, None, Some(change.into())).await
+}
+
+/// Numbers `changes` after the last one, in order (a sealing pass, under
+/// the order lock).
+///
+/// # Errors
+/// Database failure.
+pub(super) async fn number<C: ConnectionTrait>(
+    txn: &C,
+    changes: Vec<Unnumbered>,
+) -> Result<(), DbError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let last: Option<i64> = change::Entity::find()
+        .select_only()
+        .column_as(change::Column::Seq.max(), "last")
+        .into_tuple()
+        .one(txn)
+        .await?
+        .flatten();
+    let numbered = changes
+        .into_iter()
+        .zip(last.unwrap_or(0) + 1..)
+        .map(|(c, seq)| change::ActiveModel {
+            seq: Set(seq),
+            kind: Set(c.kind),
+            audit_id: Set(c.audit_id),
+            owner_id: Set(c.owner_id),
+            organisation_id: Set(c.organisation_id),
+            region_code: Set(c.region_code),
+            sector: Set(c.sector),
+            audit_status: Set(c.audit_status),
+            payload: Set(c.payload),
+            created_at: Set(c.created_at),
+        });
+    change::Entity::insert_many(numbered)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
 }
 
 const COLUMNS: ScopeColumns = ScopeColumns {
@@ -66,7 +122,8 @@ const COLUMNS: ScopeColumns = ScopeColumns {
 };
 
 /// Changes after `after` that `who` may see, oldest first, at most `limit`
-/// (plus one, to tell whether more exist).
+/// (plus one, to tell whether more exist). Everything committed before the
+/// call is sealed first.
 ///
 /// # Errors
 /// Database failure.
@@ -76,6 +133,7 @@ pub async fn since(
     after: i64,
     limit: u64,
 ) -> Result<Vec<change::Model>, DbError> {
+    super::outbox::flush_for_reading(db).await;
     let global = sea_orm::Condition::all()
         .add(change::Column::AuditId.is_null())
         .add(change::Column::OwnerId.is_null());

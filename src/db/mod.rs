@@ -10,6 +10,7 @@ pub mod changes;
 pub mod directory;
 pub mod entity;
 pub mod idempotency;
+pub mod outbox;
 pub mod photos;
 pub mod rating;
 pub mod review;
@@ -98,24 +99,29 @@ static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// # Errors
 /// The database cannot begin a transaction.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<Write, DbErr> {
+    // The connection comes first: waiting for one from the pool (shared
+    // with readers) while holding the turn would keep every writer waiting.
+    // SQLite's `BEGIN` is deferred, so an open transaction waiting for its
+    // turn holds no lock.
+    let txn = db.begin().await?;
     let turn = if db.get_database_backend() == DbBackend::Sqlite {
         Some(SQLITE_WRITER.lock().await)
     } else {
         None
     };
-    Ok(Write {
-        txn: db.begin().await?,
-        _turn: turn,
-    })
+    Ok(Write { txn, _turn: turn })
 }
 
 impl Write {
-    /// Commits, then lets the next writer in.
+    /// Commits, then lets the next writer in and wakes the sealer (see
+    /// [`outbox`]) for what the transaction recorded.
     ///
     /// # Errors
     /// The commit failed; nothing was written.
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        self.txn.commit().await?;
+        outbox::written();
+        Ok(())
     }
 
     /// Rolls back, then lets the next writer in.
@@ -134,15 +140,59 @@ impl std::ops::Deref for Write {
     }
 }
 
-/// Advisory lock key that orders appends to the change feed and the audit
-/// log on PostgreSQL ("changes" in ASCII). PostgreSQL queues waiters for an
-/// advisory lock in arrival order, unlike waiters for a row lock, so taking
-/// this first keeps the latency tail short; a transaction may take it again
-/// (it is re-entrant) at no cost.
+/// Runs `work`, a future holding a write transaction from start to commit,
+/// where the transaction is shortest. On SQLite that is a thread of its own:
+/// the single writer holds the database's write lock across every statement
+/// of its transaction, and each statement is a hand-off to the connection's
+/// thread and back. On the request workers each hand-off would wait behind
+/// whatever other requests are doing (rendering answers, say), and every
+/// writer queued behind the lock would wait with it; on the writer thread
+/// it is picked up at once. On PostgreSQL, where writers do not queue on one
+/// lock, `work` runs in place.
+///
+/// A panic in `work` is resumed in the caller.
+pub async fn on_writer<T: Send + 'static>(
+    db: &DatabaseConnection,
+    work: impl Future<Output = T> + Send + 'static,
+) -> T {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return work.await;
+    }
+    match writer_thread().spawn(work).await {
+        Ok(value) => value,
+        Err(err) => match err.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // The writer's runtime never shuts down, so its tasks are never cancelled.
+            Err(err) => unreachable!("the SQLite writer thread dropped a task: {err}"),
+        },
+    }
+}
+
+/// The runtime of the SQLite writer thread, started on first use and kept
+/// for the life of the process.
+fn writer_thread() -> &'static tokio::runtime::Handle {
+    static WRITER: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+    WRITER.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("dostup-writer")
+            .build()
+            .unwrap_or_else(|err| panic!("cannot start the SQLite writer thread: {err}"));
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("dostup-writer".to_owned())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .unwrap_or_else(|err| panic!("cannot start the SQLite writer thread: {err}"));
+        handle
+    })
+}
+
+/// Advisory lock key that serialises sealing passes of the change feed and
+/// the audit log on PostgreSQL, across replicas ("changes" in ASCII).
 const ORDER_LOCK: i64 = 0x0063_6861_6e67_6573;
 
 /// Takes [`ORDER_LOCK`] until the end of the transaction (PostgreSQL; on
-/// SQLite the single writer orders appends already).
+/// SQLite the single writer orders passes already).
 ///
 /// # Errors
 /// Database failure.

@@ -25,6 +25,15 @@ pub async fn insert(
     row: photo::Model,
     actor: &Actor,
 ) -> Result<Option<photo::Model>, DbError> {
+    let (owned, actor) = (db.clone(), actor.clone());
+    super::on_writer(db, async move { insert_here(&owned, row, &actor).await }).await
+}
+
+async fn insert_here(
+    db: &DatabaseConnection,
+    row: photo::Model,
+    actor: &Actor,
+) -> Result<Option<photo::Model>, DbError> {
     let write = super::begin_write(db).await?;
     let txn = &*write;
     let editable = [AuditStatus::Draft.as_str(), AuditStatus::Returned.as_str()];

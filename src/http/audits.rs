@@ -326,9 +326,10 @@ pub struct AnswersPatch {
 /// item key and code.
 #[utoipa::path(patch, path = "/audits/{id}/answers", tag = "audits", security(("bearer" = [])),
     params(("id" = Uuid, Path),
-           ("If-Match" = String, Header, description = "the audit's version, e.g. `\"3\"`")),
+           ("If-Match" = String, Header, description = "the audit's version, e.g. `\"3\"`"),
+           ("Prefer" = Option<String>, Header, description = "`return=minimal` (RFC 7240): answer with `AnswersSaved` (version, `complete`, `summary`) instead of the whole audit; `Preference-Applied` confirms it")),
     request_body = AnswersPatch,
-    responses((status = 200, description = "new version, answers and evaluation", body = AuditOut),
+    responses((status = 200, description = "new version, answers and evaluation; with `Prefer: return=minimal` an `AnswersSaved`", body = AuditOut),
               (status = 403, description = "`forbidden`: may see but not edit", body = Problem),
               (status = 404, body = Problem),
               (status = 409, description = "`audit-not-editable` with `audit_status`", body = Problem),
@@ -360,10 +361,72 @@ async fn patch_answers(
         return Err(ApiError::Validation(errors));
     }
     let merged = audit::merge_answers(answers_of(&audit)?, &patch.answers);
-    match repo::update_answers(&state.db, &audit, &merged, &request_id.actor(&who)).await? {
-        Some(updated) => Ok(with_etag(StatusCode::OK, &render(&state, updated).await?)),
-        None => Err(lost_race(&state, id).await),
+    let Some(updated) =
+        repo::update_answers(&state.db, &audit, &merged, &request_id.actor(&who)).await?
+    else {
+        return Err(lost_race(&state, id).await);
+    };
+    if prefers_minimal(&headers) {
+        let saved = saved(&state, &updated, &catalog).await?;
+        let mut response = (
+            StatusCode::OK,
+            [(header::ETAG, etag(saved.version))],
+            Json(saved),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            "preference-applied",
+            HeaderValue::from_static("return=minimal"),
+        );
+        return Ok(response);
     }
+    Ok(with_etag(StatusCode::OK, &render(&state, updated).await?))
+}
+
+/// The short answer to a batch of answers, for `Prefer: return=minimal`:
+/// the new version and the evaluation's verdict, without the answers, the
+/// photos and every rule's result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnswersSaved {
+    pub id: Uuid,
+    pub status: AuditStatus,
+    /// Send it as `If-Match` with the next batch (also the `ETag`).
+    pub version: i64,
+    /// True when nothing is missing and every score is computable.
+    pub complete: bool,
+    /// Outcome counts: `pass`, `fail`, `not_applicable`, `incomplete`, `needs_review`.
+    #[schema(value_type = Object)]
+    pub summary: crate::checklist::Summary,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// True when the request asks for `Prefer: return=minimal` (RFC 7240).
+fn prefers_minimal(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
+}
+
+async fn saved(
+    state: &AppState,
+    audit: &row::Model,
+    catalog: &crate::checklist::Catalog,
+) -> ApiResult<AnswersSaved> {
+    let answers = answer_set(audit)?;
+    let (overrides, _) = super::review::review_state(state, audit).await?;
+    let evaluation = evaluate(catalog, Some(&audit.methodology_id), &answers, &overrides)
+        .map_err(|e| anyhow::anyhow!("audit {} does not evaluate: {e}", audit.id))?;
+    Ok(AnswersSaved {
+        id: audit.id,
+        status: parse_status(audit)?,
+        version: audit.version,
+        complete: evaluation.complete,
+        summary: evaluation.summary,
+        updated_at: audit.updated_at,
+    })
 }
 
 /// Submits the audit for review. Every required answer and photo that is

@@ -61,6 +61,9 @@ pub struct AppState {
     pub storage: BlobStore,
     /// Bounds concurrent image decoding (CPU and memory heavy).
     pub ingest_slots: Arc<tokio::sync::Semaphore>,
+    /// Numbers the audit log and the change feed in the background; stops
+    /// with the last clone of the state.
+    pub sealer: Arc<crate::db::outbox::Sealer>,
 }
 
 #[derive(OpenApi)]
@@ -72,6 +75,8 @@ Errors are RFC 9457 problem documents with a stable `code`.",
         license(name = "AGPL-3.0-or-later")
     ),
     modifiers(&BearerAuth),
+    // Answered instead of `AuditOut` when a PATCH asks for `Prefer: return=minimal`.
+    components(schemas(audits::AnswersSaved)),
     tags(
         (name = "auth", description = "Logins, tokens and the current user"),
         (name = "directory", description = "Regions' institutions, their sites, organisations"),

@@ -693,9 +693,17 @@ pub(super) async fn review_state(
     state: &AppState,
     audit: &row::Model,
 ) -> ApiResult<(Overrides, ReviewState)> {
-    let verdicts = repo::verdicts_of(&state.db, audit.id).await?;
+    // Verdicts and decisions need a submitted audit: one never submitted
+    // (revision 0, most edits) has none, and costs no query.
+    let (verdicts, decisions) = if audit.revision == 0 {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            repo::verdicts_of(&state.db, audit.id).await?,
+            repo::decisions_of(&state.db, audit.id).await?,
+        )
+    };
     let overrides = repo::overrides_of(&verdicts);
-    let decisions = repo::decisions_of(&state.db, audit.id).await?;
     Ok((
         overrides,
         ReviewState {

@@ -11,6 +11,7 @@ pub mod checklist_version;
 pub mod idempotency_key;
 pub mod institution;
 pub mod organisation;
+pub mod outbox;
 pub mod photo;
 pub mod rating_import;
 pub mod rating_input;

@@ -1,0 +1,236 @@
+//! The audit log and the `/sync` feed are numbered after commit, by the
+//! sealer: concurrent writers never make a follower skip a change, every
+//! write is logged once, the background sealer gets there without a reader
+//! asking, and a short answer is there for phones that do not need the whole
+//! audit after each batch.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{TestApp, call};
+use dostup::db::entity::{audit_log, outbox};
+use reqwest::{Method, StatusCode};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+async fn new_audit(app: &TestApp, token: &str, site: &str) -> String {
+    let id = Uuid::new_v4().to_string();
+    let (status, _, body) = call(
+        app.request(Method::PUT, &format!("/api/v1/audits/{id}"))
+            .bearer_auth(token)
+            .json(&json!({ "site_id": site })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    id
+}
+
+/// Sends one batch at `version`; returns the status, the ETag and the body.
+async fn send_batch(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    version: i64,
+    prefer: Option<&str>,
+) -> (StatusCode, Option<String>, Value) {
+    let mut request = app
+        .request(Method::PATCH, &format!("/api/v1/audits/{id}/answers"))
+        .bearer_auth(token)
+        .header("if-match", format!("\"{version}\""))
+        .json(&json!({"answers": {"territory.parking_total": version}}));
+    if let Some(prefer) = prefer {
+        request = request.header("prefer", prefer);
+    }
+    let (status, headers, body) = call(request).await;
+    let etag = headers.get("etag").map(|v| v.to_str().unwrap().to_owned());
+    (status, etag, body)
+}
+
+/// Follows `/sync` from `cursor` until `has_more` is false; returns the new
+/// cursor and every change on the way.
+async fn follow(app: &TestApp, token: &str, cursor: Option<String>) -> (String, Vec<Value>) {
+    let mut cursor = cursor;
+    let mut seen = Vec::new();
+    loop {
+        let mut request = app
+            .get("/api/v1/sync")
+            .bearer_auth(token)
+            .query(&[("limit", "7")]);
+        if let Some(c) = &cursor {
+            request = request.query(&[("cursor", c)]);
+        }
+        let (status, _, body) = call(request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        seen.extend(body["changes"].as_array().unwrap().iter().cloned());
+        cursor = Some(body["cursor"].as_str().unwrap().to_owned());
+        if body["has_more"] != true {
+            return (cursor.unwrap(), seen);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_follower_during_concurrent_writes_sees_every_version_in_order() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    let mut audits = Vec::new();
+    for _ in 0..6 {
+        audits.push(new_audit(&app, &token, &site).await);
+    }
+    let (start, _) = follow(&app, &token, None).await;
+
+    // Six writers, ten batches each, while a second device follows the feed.
+    let batches = 10;
+    let writers: Vec<_> = audits
+        .iter()
+        .map(|id| {
+            let (app_url, id, token) = (app.url(""), id.clone(), token.clone());
+            let client = app.client.clone();
+            tokio::spawn(async move {
+                for version in 1..=batches {
+                    let response = client
+                        .patch(format!("{app_url}/api/v1/audits/{id}/answers"))
+                        .bearer_auth(&token)
+                        .header("if-match", format!("\"{version}\""))
+                        .json(&json!({"answers": {"territory.parking_total": version}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), StatusCode::OK);
+                }
+            })
+        })
+        .collect();
+    let mut cursor = start;
+    let mut seen = Vec::new();
+    while !writers.iter().all(tokio::task::JoinHandle::is_finished) {
+        let (next, changes) = follow(&app, &token, Some(cursor)).await;
+        cursor = next;
+        seen.extend(changes);
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let (_, rest) = follow(&app, &token, Some(cursor)).await;
+    seen.extend(rest);
+
+    let mut versions: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for change in &seen {
+        assert_eq!(change["type"], "audit.updated", "{change}");
+        versions
+            .entry(change["data"]["audit_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(change["data"]["version"].as_i64().unwrap());
+    }
+    let expected: Vec<i64> = (2..=batches + 1).collect();
+    for id in &audits {
+        assert_eq!(
+            versions.get(id),
+            Some(&expected),
+            "audit {id}: every version once, in order"
+        );
+    }
+
+    // Every write is in the log once, and the chain is whole.
+    let admin = app.token("admin@demo.local").await;
+    let (status, _, verified) = call(app.get("/api/v1/audit-log/verify").bearer_auth(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    assert_eq!(verified["intact"], true, "{verified}");
+    let logged = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("audit.answers_updated"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(logged, 6 * u64::try_from(batches).unwrap());
+}
+
+#[tokio::test]
+async fn the_background_sealer_chains_writes_that_nobody_reads() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    let id = new_audit(&app, &token, &site).await;
+    let (status, _, body) = send_batch(&app, &token, &id, 1, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A rejected batch (stale version) leaves nothing behind.
+    let (status, _, _) = send_batch(&app, &token, &id, 1, None).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+
+    // No reader asks for the log or the feed: the sealer must get there alone.
+    let entries = || {
+        audit_log::Entity::find()
+            .filter(audit_log::Column::TargetId.eq(id.as_str()))
+            .all(&app.state.db)
+    };
+    let mut waited = Duration::ZERO;
+    while entries().await.unwrap().len() < 2 {
+        assert!(
+            waited < Duration::from_secs(10),
+            "the audit's entries were not sealed in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    let mut actions: Vec<String> = entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    actions.sort();
+    assert_eq!(actions, ["audit.answers_updated", "audit.created"]);
+    let mut waited = Duration::ZERO;
+    while outbox::Entity::find().count(&app.state.db).await.unwrap() > 0 {
+        assert!(waited < Duration::from_secs(10), "the outbox did not drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+}
+
+#[tokio::test]
+async fn a_minimal_answer_carries_the_version_and_the_verdict() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    let id = new_audit(&app, &token, &site).await;
+
+    let (status, etag, full) = send_batch(&app, &token, &id, 1, None).await;
+    assert_eq!(status, StatusCode::OK, "{full}");
+    assert_eq!(etag.as_deref(), Some("\"2\""));
+
+    let request = app
+        .request(Method::PATCH, &format!("/api/v1/audits/{id}/answers"))
+        .bearer_auth(&token)
+        .header("if-match", "\"2\"")
+        .header("prefer", "handling=lenient, return=minimal")
+        .json(&json!({"answers": {"territory.parking_total": 4}}));
+    let (status, headers, short) = call(request).await;
+    assert_eq!(status, StatusCode::OK, "{short}");
+    assert_eq!(headers["etag"], "\"3\"");
+    assert_eq!(headers["preference-applied"], "return=minimal");
+    assert_eq!(short["id"], id.as_str());
+    assert_eq!(short["version"], 3);
+    assert_eq!(short["status"], "draft");
+    assert!(
+        short.get("answers").is_none() && short.get("evaluation").is_none(),
+        "{short}"
+    );
+    // The verdict is the one the full answer gives for the same answers.
+    let (_, _, now) = call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
+    assert_eq!(short["summary"], now["evaluation"]["summary"]);
+    assert_eq!(short["complete"], now["evaluation"]["complete"]);
+    assert_eq!(now["answers"]["territory.parking_total"], 4);
+    assert_eq!(full["evaluation"]["complete"], false);
+
+    // Errors are the same problem documents with or without the preference.
+    let (status, _, body) = send_batch(&app, &token, &id, 2, Some("return=minimal")).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert_eq!(body["code"], "version-mismatch");
+    assert_eq!(body["current_version"], 3);
+}
