@@ -89,6 +89,8 @@ enum LogCommand {
     /// Walk the hash chain; exit status 1 naming the first changed, removed
     /// or reordered entry.
     Verify,
+    /// Put entries set aside by sealing back in line, once their cause is fixed.
+    Requeue,
 }
 
 #[derive(Debug, Args)]
@@ -342,12 +344,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = settings(&cli.common, Overrides::default())?;
             let conn = db::connect(&settings.database_url).await?;
             let report = db::audit_log::verify(&conn).await?;
+            let unsealed = report.unsealed;
+            if unsealed.set_aside > 0 {
+                eprintln!(
+                    "warning: {} entries were set aside because they could not be sealed \
+                     (the service log says why); they are not in the chain until \
+                     `dostup log requeue`",
+                    unsealed.set_aside
+                );
+            }
             match report.first_broken {
                 None => {
                     println!(
                         "audit log intact: {} entries, head {} {}",
                         report.entries, report.head_seq, report.head_hash
                     );
+                    if unsealed.waiting > 0 {
+                        println!("{} entries wait to be sealed", unsealed.waiting);
+                    }
                     Ok(())
                 }
                 Some(broken) => {
@@ -358,6 +372,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     bail!("the audit log does not verify")
                 }
             }
+        }
+        Command::Log(LogCommand::Requeue) => {
+            let settings = settings(&cli.common, Overrides::default())?;
+            let conn = db::connect(&settings.database_url).await?;
+            let requeued = db::outbox::requeue(&conn).await?;
+            println!("{requeued} entries put back in line");
+            db::outbox::flush(&conn)
+                .await
+                .context("sealing them failed; a running service sets them aside again")?;
+            let left = db::outbox::backlog(&conn).await?.set_aside;
+            if left > 0 {
+                bail!("{left} entries cannot be read and are set aside again");
+            }
+            println!("sealed");
+            Ok(())
         }
     }
 }

@@ -339,3 +339,95 @@ fn checklist_lint_show_and_score_from_the_command_line() {
         points["points"]
     );
 }
+
+#[tokio::test]
+async fn an_entry_that_cannot_be_sealed_is_set_aside_reported_and_requeued() {
+    use dostup::db::entity::{audit_log, outbox};
+    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    let app = common::TestApp::spawn_demo().await;
+    // A row an older or newer release wrote in a shape this one cannot read.
+    let bad = common::push_raw_entry(&app.state.db, "{\"at\": \"yesterday\"".to_owned()).await;
+
+    // It does not hold up the writes behind it.
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    let id = common::flows::new_audit(&app, &token, &site).await;
+    let (status, _, feed) = common::call(app.get("/api/v1/sync").bearer_auth(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{feed}");
+    assert!(
+        feed["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["data"]["audit_id"] == id.as_str()),
+        "{feed}"
+    );
+    let row = outbox::Entity::find_by_id(bad)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("the row is kept");
+    assert!(
+        row.failure
+            .as_deref()
+            .is_some_and(|f| f.starts_with("unreadable log entry")),
+        "{:?}",
+        row.failure
+    );
+
+    // The operator is told, and the chain itself is whole.
+    let (ok, stdout, stderr) = run_cli(&app, &["log", "verify"]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("audit log intact"), "{stdout}");
+    assert!(stderr.contains("1 entries were set aside"), "{stderr}");
+
+    // Nothing to do until the row can be read: it is set aside again.
+    let (ok, _, stderr) = run_cli(&app, &["log", "requeue"]).await;
+    assert!(!ok);
+    assert!(stderr.contains("1 entries cannot be read"), "{stderr}");
+
+    // Once it reads (here: repaired by hand), requeue chains it.
+    outbox::Entity::update(outbox::ActiveModel {
+        id: Set(bad),
+        entry: Set(Some(common::outbox_entry("audit.repaired"))),
+        ..Default::default()
+    })
+    .exec(&app.state.db)
+    .await
+    .unwrap();
+    let (ok, stdout, stderr) = run_cli(&app, &["log", "requeue"]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 entries put back in line"), "{stdout}");
+    let repaired = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("audit.repaired"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(repaired, 1);
+    let (ok, stdout, stderr) = run_cli(&app, &["log", "verify"]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("audit log intact"), "{stdout}");
+    assert!(!stderr.contains("set aside"), "{stderr}");
+    assert_eq!(
+        outbox::Entity::find().count(&app.state.db).await.unwrap(),
+        0
+    );
+}
+
+/// Runs `dostup ARGS` against `app`'s database, off the test's runtime so
+/// that the service in the test keeps running meanwhile; returns whether it
+/// succeeded, and its output and error output.
+async fn run_cli(app: &common::TestApp, args: &[&str]) -> (bool, String, String) {
+    let mut command = dostup(app.dir.path(), &app.db.url);
+    command.args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -11,24 +11,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::flows::new_audit;
 use common::{TestApp, call};
-use dostup::db::entity::{audit_log, outbox};
+use dostup::db::changes::{self, NewChange};
+use dostup::db::entity::{audit_log, change, outbox};
 use reqwest::{Method, StatusCode};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 use serde_json::{Value, json};
-use uuid::Uuid;
-
-async fn new_audit(app: &TestApp, token: &str, site: &str) -> String {
-    let id = Uuid::new_v4().to_string();
-    let (status, _, body) = call(
-        app.request(Method::PUT, &format!("/api/v1/audits/{id}"))
-            .bearer_auth(token)
-            .json(&json!({ "site_id": site })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    id
-}
 
 /// Sends one batch at `version`; returns the status, the ETag and the body.
 async fn send_batch(
@@ -163,21 +155,15 @@ async fn the_background_sealer_chains_writes_that_nobody_reads() {
     assert_eq!(status, StatusCode::PRECONDITION_FAILED);
 
     // No reader asks for the log or the feed: the sealer must get there alone.
-    let entries = || {
-        audit_log::Entity::find()
-            .filter(audit_log::Column::TargetId.eq(id.as_str()))
-            .all(&app.state.db)
-    };
     let mut waited = Duration::ZERO;
-    while entries().await.unwrap().len() < 2 {
-        assert!(
-            waited < Duration::from_secs(10),
-            "the audit's entries were not sealed in 10 s"
-        );
+    while outbox::Entity::find().count(&app.state.db).await.unwrap() > 0 {
+        assert!(waited < Duration::from_secs(10), "the outbox did not drain");
         tokio::time::sleep(Duration::from_millis(20)).await;
         waited += Duration::from_millis(20);
     }
-    let mut actions: Vec<String> = entries()
+    let mut actions: Vec<String> = audit_log::Entity::find()
+        .filter(audit_log::Column::TargetId.eq(id.as_str()))
+        .all(&app.state.db)
         .await
         .unwrap()
         .into_iter()
@@ -185,12 +171,114 @@ async fn the_background_sealer_chains_writes_that_nobody_reads() {
         .collect();
     actions.sort();
     assert_eq!(actions, ["audit.answers_updated", "audit.created"]);
-    let mut waited = Duration::ZERO;
-    while outbox::Entity::find().count(&app.state.db).await.unwrap() > 0 {
-        assert!(waited < Duration::from_secs(10), "the outbox did not drain");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += Duration::from_millis(20);
+}
+
+#[tokio::test]
+async fn a_change_committed_late_is_numbered_after_those_already_read() {
+    let app = TestApp::spawn_demo().await;
+    if !app.db.is_postgres() {
+        // SQLite has one writer: while a write transaction is open no other
+        // write commits, so a change cannot commit after a later one.
+        return;
     }
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    let (cursor, _) = follow(&app, &token, None).await;
+
+    // A write that takes its time: its change is in the outbox, uncommitted.
+    let slow = app.state.db.begin().await.unwrap();
+    changes::append(
+        &slow,
+        NewChange {
+            kind: "checklist.published",
+            payload: json!({"id": "slow", "version": 1}),
+            ..NewChange::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Meanwhile another write commits, and a follower reads it.
+    let id = new_audit(&app, &token, &site).await;
+    let (cursor, seen) = follow(&app, &token, Some(cursor)).await;
+    let kinds: Vec<&str> = seen.iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["audit.created"], "{seen:?}");
+    assert_eq!(seen[0]["data"]["audit_id"], id.as_str());
+
+    // The slow write commits: the follower's next read still finds it.
+    slow.commit().await.unwrap();
+    let (_, seen) = follow(&app, &token, Some(cursor)).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["type"], "checklist.published");
+    assert_eq!(seen[0]["data"]["id"], "slow");
+
+    // The column's own sequence kept up with the numbers the sealer gave.
+    let last = change::Entity::find()
+        .order_by_desc(change::Column::Seq)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let drawn = change::Entity::insert(change::ActiveModel {
+        seq: NotSet,
+        kind: Set("checklist.published".to_owned()),
+        payload: Set("{}".to_owned()),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    })
+    .exec(&app.state.db)
+    .await
+    .expect("a row numbered by the sequence does not collide");
+    assert!(drawn.last_insert_id > last.seq);
+}
+
+#[tokio::test]
+async fn a_row_the_database_refuses_is_set_aside_and_the_rest_move_on() {
+    let app = TestApp::spawn_demo().await;
+    if !app.db.is_postgres() {
+        // SQLite stores any text in any column; nothing it would refuse
+        // can be written into the outbox.
+        return;
+    }
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    let (cursor, _) = follow(&app, &token, None).await;
+    // An entry whose action is longer than the log's column allows, as a
+    // release with a bug might write it.
+    let bad = common::push_raw_entry(&app.state.db, common::outbox_entry(&"x".repeat(100))).await;
+    let id = new_audit(&app, &token, &site).await;
+
+    // The sealer retries the row a few times, then sets it aside; the
+    // write behind it reaches the feed and the log.
+    let mut cursor = Some(cursor);
+    let mut waited = Duration::ZERO;
+    loop {
+        let (next, seen) = follow(&app, &token, cursor.take()).await;
+        if seen.iter().any(|c| c["data"]["audit_id"] == id.as_str()) {
+            break;
+        }
+        cursor = Some(next);
+        assert!(
+            waited < Duration::from_secs(30),
+            "the write behind a refused row never reached the feed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += Duration::from_millis(200);
+    }
+    let row = outbox::Entity::find_by_id(bad)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("the refused row is kept");
+    assert!(
+        row.failure.as_deref().unwrap().contains("64"),
+        "the reason names the database's complaint: {:?}",
+        row.failure
+    );
+    let admin = app.token("admin@demo.local").await;
+    let (_, _, verified) = call(app.get("/api/v1/audit-log/verify").bearer_auth(&admin)).await;
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert_eq!(verified["unsealed"]["set_aside"], 1, "{verified}");
+    assert_eq!(verified["unsealed"]["waiting"], 0, "{verified}");
 }
 
 #[tokio::test]
@@ -228,9 +316,26 @@ async fn a_minimal_answer_carries_the_version_and_the_verdict() {
     assert_eq!(now["answers"]["territory.parking_total"], 4);
     assert_eq!(full["evaluation"]["complete"], false);
 
+    // A retry of a short answer is replayed short.
+    for attempt in 0..2 {
+        let request = app
+            .request(Method::PATCH, &format!("/api/v1/audits/{id}/answers"))
+            .bearer_auth(&token)
+            .header("if-match", "\"3\"")
+            .header("prefer", "return=minimal")
+            .header("idempotency-key", "short-batch")
+            .json(&json!({"answers": {"territory.parking_total": 5}}));
+        let (status, headers, body) = call(request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(headers["preference-applied"], "return=minimal");
+        assert_eq!(body["version"], 4, "attempt {attempt}: {body}");
+        assert!(body.get("answers").is_none(), "{body}");
+        assert_eq!(headers.contains_key("idempotent-replayed"), attempt == 1);
+    }
+
     // Errors are the same problem documents with or without the preference.
     let (status, _, body) = send_batch(&app, &token, &id, 2, Some("return=minimal")).await;
     assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
     assert_eq!(body["code"], "version-mismatch");
-    assert_eq!(body["current_version"], 3);
+    assert_eq!(body["current_version"], 4);
 }

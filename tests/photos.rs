@@ -6,24 +6,12 @@
 
 mod common;
 
+use common::flows::new_audit;
 use common::images::{self, Exif};
 use common::{TestApp, assert_problem, call};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use uuid::Uuid;
-
-async fn new_audit(app: &TestApp, token: &str, site: &str) -> String {
-    let id = Uuid::new_v4().to_string();
-    let (status, _, body) = call(
-        app.request(Method::PUT, &format!("/api/v1/audits/{id}"))
-            .bearer_auth(token)
-            .json(&json!({"site_id": site})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    id
-}
 
 fn form(bytes: Vec<u8>, name: &str, item: &str) -> Form {
     Form::new()

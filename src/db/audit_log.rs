@@ -412,6 +412,10 @@ pub struct Verification {
     pub head_hash: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_broken: Option<BrokenEntry>,
+    /// Entries not yet in the chain: waiting to be sealed (a moment, under
+    /// load) or set aside because they could not be (see `dostup log
+    /// requeue`).
+    pub unsealed: super::outbox::Backlog,
 }
 
 /// Seals what has committed, then walks the whole chain in batches (memory
@@ -421,7 +425,7 @@ pub struct Verification {
 /// Database failure.
 pub async fn verify(db: &DatabaseConnection) -> Result<Verification, DbError> {
     const BATCH: u64 = 1000;
-    super::outbox::flush(db).await?;
+    super::outbox::flush_for_reading(db).await;
     let head = audit_log_head::Entity::find_by_id(HEAD_ID)
         .one(db)
         .await?
@@ -515,6 +519,7 @@ pub async fn verify(db: &DatabaseConnection) -> Result<Verification, DbError> {
         head_seq: head.seq,
         head_hash: head.hash,
         first_broken: broken,
+        unsealed: super::outbox::backlog(db).await?,
     })
 }
 

@@ -213,6 +213,8 @@ pub async fn publish(
         }
     }
     txn.commit().await?;
+    // The new versions' changes wait in the outbox for the sealer.
+    super::outbox::written();
     Ok(hash)
 }
 

@@ -9,8 +9,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -92,9 +92,11 @@ pub(super) async fn number<C: ConnectionTrait>(
         .one(txn)
         .await?
         .flatten();
+    let first = last.unwrap_or(0) + 1;
+    let newest = first - 1 + i64::try_from(changes.len()).unwrap_or(i64::MAX);
     let numbered = changes
         .into_iter()
-        .zip(last.unwrap_or(0) + 1..)
+        .zip(first..)
         .map(|(c, seq)| change::ActiveModel {
             seq: Set(seq),
             kind: Set(c.kind),
@@ -110,6 +112,17 @@ pub(super) async fn number<C: ConnectionTrait>(
     change::Entity::insert_many(numbered)
         .exec_without_returning(txn)
         .await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Numbers are given here, not drawn from the column's sequence; keep
+        // the sequence level with them, so that a row inserted some other
+        // way (a repair by hand) does not collide.
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT setval(pg_get_serial_sequence('changes', 'seq'), $1)",
+            [newest.into()],
+        ))
+        .await?;
+    }
     Ok(())
 }
 

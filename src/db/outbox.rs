@@ -20,14 +20,21 @@
 //! Readers of the log and the feed call [`flush`] first, so a caller always
 //! reads its own writes. An entry spends a few milliseconds in the outbox
 //! under load; until it is sealed it is not covered by the chain.
+//!
+//! A row that cannot be sealed (it does not parse, or the database refuses
+//! its entry) must not hold up every row behind it: it is set aside in the
+//! outbox with the reason, reported at error level and by `dostup log
+//! verify`, and put back in line by `dostup log requeue`; it is numbered
+//! when it is sealed, after the rows that passed it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sea_query::{Order, Query};
+use sea_orm::sea_query::{Expr, Order, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use tokio::sync::{Notify, watch};
 
@@ -38,6 +45,11 @@ use super::{DbError, now};
 
 /// Rows moved per pass.
 const BATCH: u64 = 500;
+
+/// Failed passes over the same oldest row, one after the other, before the
+/// sealer sets it aside when no row behind it tells whether the row or the
+/// database is at fault.
+const SET_ASIDE_AFTER: u32 = 3;
 
 /// Pause after a pass that moved rows, so that the next one moves many.
 const GATHER: Duration = Duration::from_millis(20);
@@ -77,6 +89,7 @@ pub(super) async fn push<C: ConnectionTrait>(
             .map(|c| text(serde_json::to_string(&c)))
             .transpose()?),
         created_at: Set(now()),
+        failure: Set(None),
     };
     outbox::Entity::insert(row)
         .exec_without_returning(txn)
@@ -85,28 +98,46 @@ pub(super) async fn push<C: ConnectionTrait>(
 }
 
 /// One sealing pass: moves up to [`BATCH`] committed outbox rows into the
-/// log and the feed; returns how many rows it moved.
+/// log and the feed; returns how many rows it took out of line (a row that
+/// does not parse is set aside, see [`set_aside`]).
 ///
 /// # Errors
-/// Database failure, or an outbox row that does not parse (nothing is moved
-/// then; the row stays for someone to look at).
+/// Database failure; nothing is moved then.
 pub async fn seal(db: &DatabaseConnection) -> Result<usize, DbError> {
-    let owned = db.clone();
-    super::on_writer(db, async move { seal_pass(&owned).await }).await
+    seal_up_to(db, BATCH, None).await
 }
 
-async fn seal_pass(db: &DatabaseConnection) -> Result<usize, DbError> {
+/// A sealing pass over at most `limit` waiting rows, those numbered after
+/// `after` if given.
+async fn seal_up_to(
+    db: &DatabaseConnection,
+    limit: u64,
+    after: Option<i64>,
+) -> Result<usize, DbError> {
+    let owned = db.clone();
+    super::on_writer(db, async move { seal_pass(&owned, limit, after).await }).await
+}
+
+async fn seal_pass(
+    db: &DatabaseConnection,
+    limit: u64,
+    after: Option<i64>,
+) -> Result<usize, DbError> {
     let write = super::begin_write(db).await?;
     let txn = &*write;
     super::take_order_lock(txn).await?;
     // Taking the rows out first makes the pass's first statement a write,
     // so SQLite grants the write lock at once instead of upgrading a read.
-    let oldest = Query::select()
+    let mut oldest = Query::select()
         .column(outbox::Column::Id)
         .from(outbox::Entity)
+        .and_where(outbox::Column::Failure.is_null())
         .order_by(outbox::Column::Id, Order::Asc)
-        .limit(BATCH)
+        .limit(limit)
         .to_owned();
+    if let Some(after) = after {
+        oldest.and_where(outbox::Column::Id.gt(after));
+    }
     let mut rows = outbox::Entity::delete_many()
         .filter(outbox::Column::Id.in_subquery(oldest))
         .exec_with_returning(txn)
@@ -116,50 +147,93 @@ async fn seal_pass(db: &DatabaseConnection) -> Result<usize, DbError> {
         return Ok(0);
     }
     rows.sort_unstable_by_key(|r| r.id);
-    let mut entries = Vec::new();
-    let mut changes = Vec::new();
-    for row in &rows {
-        let unreadable = |what: &str, err: serde_json::Error| {
-            DbError::Other(sea_orm::DbErr::Custom(format!(
-                "outbox row {} holds an unreadable {what}: {err}",
-                row.id
-            )))
-        };
-        if let Some(text) = &row.entry {
-            entries.push(
-                serde_json::from_str::<Unsealed>(text).map_err(|e| unreadable("log entry", e))?,
-            );
+    let taken = rows.len();
+    let mut entries = Vec::with_capacity(taken);
+    let mut changes = Vec::with_capacity(taken);
+    let mut unreadable = Vec::new();
+    for row in rows {
+        match read(&row) {
+            Ok((entry, change)) => {
+                entries.extend(entry);
+                changes.extend(change);
+            }
+            Err(failure) => {
+                tracing::error!(
+                    row = row.id,
+                    %failure,
+                    "an outbox row cannot be read and is set aside; its log entry and change \
+                     stay out of the log and the feed until `dostup log requeue`"
+                );
+                unreadable.push(outbox::ActiveModel {
+                    id: Set(row.id),
+                    entry: Set(row.entry),
+                    change: Set(row.change),
+                    created_at: Set(row.created_at),
+                    failure: Set(Some(failure)),
+                });
+            }
         }
-        if let Some(text) = &row.change {
-            changes.push(
-                serde_json::from_str::<Unnumbered>(text).map_err(|e| unreadable("change", e))?,
-            );
-        }
+    }
+    if !unreadable.is_empty() {
+        // Back in the outbox under the same number, out of line.
+        outbox::Entity::insert_many(unreadable)
+            .exec_without_returning(txn)
+            .await?;
     }
     super::audit_log::seal(txn, entries).await?;
     super::changes::number(txn, changes).await?;
     write.commit().await?;
-    Ok(rows.len())
+    Ok(taken)
 }
 
-/// Seals everything committed so far, so that a reader sees its own writes.
-/// Cheap when the outbox is empty: one indexed read.
+/// The log entry and the change of an outbox row, or why they cannot be read.
+fn read(row: &outbox::Model) -> Result<(Option<Unsealed>, Option<Unnumbered>), String> {
+    let entry = row
+        .entry
+        .as_deref()
+        .map(serde_json::from_str::<Unsealed>)
+        .transpose()
+        .map_err(|e| format!("unreadable log entry: {e}"))?;
+    let change = row
+        .change
+        .as_deref()
+        .map(serde_json::from_str::<Unnumbered>)
+        .transpose()
+        .map_err(|e| format!("unreadable change: {e}"))?;
+    Ok((entry, change))
+}
+
+/// The number of the oldest (`Order::Asc`) or newest row waiting in line.
+async fn waiting_end(db: &DatabaseConnection, order: Order) -> Result<Option<i64>, DbError> {
+    Ok(outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Id)
+        .filter(outbox::Column::Failure.is_null())
+        .order_by(outbox::Column::Id, order)
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?)
+}
+
+/// Seals everything committed before the call, so that a reader sees its
+/// own writes. Rows committed meanwhile are left to the sealer, so a reader
+/// never chases a steady stream of writes. Cheap when the outbox is empty:
+/// one indexed read.
 ///
 /// # Errors
 /// Database failure.
 pub async fn flush(db: &DatabaseConnection) -> Result<(), DbError> {
-    loop {
-        let pending = outbox::Entity::find()
-            .select_only()
-            .column(outbox::Column::Id)
-            .limit(1)
-            .into_tuple::<i64>()
-            .one(db)
-            .await?;
-        if pending.is_none() || seal(db).await? < usize::try_from(BATCH).unwrap_or(usize::MAX) {
-            return Ok(());
+    let Some(newest) = waiting_end(db, Order::Desc).await? else {
+        return Ok(());
+    };
+    while seal(db).await? == usize::try_from(BATCH).unwrap_or(usize::MAX) {
+        match waiting_end(db, Order::Asc).await? {
+            Some(oldest) if oldest <= newest => {}
+            _ => break,
         }
     }
+    Ok(())
 }
 
 /// [`flush`] before a read of the log or the feed. A failure is logged and
@@ -169,6 +243,76 @@ pub(super) async fn flush_for_reading(db: &DatabaseConnection) {
     if let Err(err) = flush(db).await {
         tracing::warn!(error = %err, "sealing before a read failed");
     }
+}
+
+/// Sets outbox row `id` aside with the reason `failure`, so that the rows
+/// behind it are sealed.
+async fn set_aside(db: &DatabaseConnection, id: i64, failure: String) -> Result<(), DbError> {
+    let owned = db.clone();
+    super::on_writer(db, async move {
+        let write = super::begin_write(&owned).await?;
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Failure, Expr::value(failure))
+            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::Failure.is_null())
+            .exec(&*write)
+            .await?;
+        write.commit().await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Puts every row set aside back in line, oldest first, once the cause is
+/// fixed (a newer release reads them, a column was widened); returns how
+/// many. They are sealed after the entries already in the log.
+///
+/// # Errors
+/// Database failure.
+pub async fn requeue(db: &DatabaseConnection) -> Result<u64, DbError> {
+    let owned = db.clone();
+    super::on_writer(db, async move {
+        let write = super::begin_write(&owned).await?;
+        let result = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Failure, Expr::value(Option::<String>::None))
+            .filter(outbox::Column::Failure.is_not_null())
+            .exec(&*write)
+            .await?;
+        write.commit().await?;
+        Ok(result.rows_affected)
+    })
+    .await
+}
+
+/// What the outbox holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Backlog {
+    /// Rows waiting to be sealed.
+    pub waiting: u64,
+    /// Rows set aside because they could not be sealed; their actions are
+    /// missing from the log and the feed until `dostup log requeue`.
+    pub set_aside: u64,
+}
+
+/// Counts what the outbox holds.
+///
+/// # Errors
+/// Database failure.
+pub async fn backlog(db: &DatabaseConnection) -> Result<Backlog, DbError> {
+    let count = |waiting: bool| {
+        let failure = outbox::Column::Failure;
+        outbox::Entity::find()
+            .filter(if waiting {
+                failure.is_null()
+            } else {
+                failure.is_not_null()
+            })
+            .count(db)
+    };
+    Ok(Backlog {
+        waiting: count(true).await?,
+        set_aside: count(false).await?,
+    })
 }
 
 /// The background sealer of one instance; it stops when dropped.
@@ -188,6 +332,7 @@ impl Sealer {
 }
 
 async fn run(db: DatabaseConnection, mut stopped: watch::Receiver<()>) {
+    let mut stuck = None;
     loop {
         // Registered before the pass, so a commit during the pass is not missed.
         let woken = WRITTEN.notified();
@@ -198,6 +343,7 @@ async fn run(db: DatabaseConnection, mut stopped: watch::Receiver<()>) {
             Ok(_) => Some(GATHER),
             Err(err) => {
                 tracing::error!(error = %err, "sealing the audit log and change feed failed");
+                recover(&db, &mut stuck).await;
                 Some(RETRY)
             }
         };
@@ -216,5 +362,66 @@ async fn run(db: DatabaseConnection, mut stopped: watch::Receiver<()>) {
             () = wait => {}
             _ = stopped.changed() => return,
         }
+    }
+}
+
+/// The oldest row, and how many passes over it alone failed in a row.
+#[derive(Debug, Clone, Copy)]
+struct Stuck {
+    id: i64,
+    failures: u32,
+}
+
+/// After a failed pass, seals row by row up to the row that fails, then
+/// tells whether that row is the trouble or the database is: if the row
+/// behind it seals and the row fails once more, the database refuses this
+/// row. Such a row is set aside, so that the rows behind it move on, and
+/// stays in the outbox for `dostup log requeue`. A row with nothing behind
+/// it is set aside after failing [`SET_ASIDE_AFTER`] passes in a row. When
+/// every row fails, nothing is set aside.
+async fn recover(db: &DatabaseConnection, stuck: &mut Option<Stuck>) {
+    for _ in 0..BATCH {
+        let first = match seal_up_to(db, 1, None).await {
+            Ok(0) => return,
+            Ok(_) => {
+                *stuck = None;
+                continue;
+            }
+            Err(err) => err,
+        };
+        // If the database is away, this fails too and nothing is set aside.
+        let Ok(Some(id)) = waiting_end(db, Order::Asc).await else {
+            return;
+        };
+        let refused = match seal_up_to(db, 1, Some(id)).await {
+            // The row behind it went through: one more try of this row alone.
+            Ok(1..) => seal_up_to(db, 1, None).await.err(),
+            Ok(0) => {
+                let failures = match *stuck {
+                    Some(s) if s.id == id => s.failures + 1,
+                    _ => 1,
+                };
+                *stuck = Some(Stuck { id, failures });
+                if failures < SET_ASIDE_AFTER {
+                    return;
+                }
+                Some(first)
+            }
+            Err(_) => return,
+        };
+        let Some(err) = refused else {
+            continue;
+        };
+        if let Err(failed) = set_aside(db, id, err.to_string()).await {
+            tracing::warn!(row = id, error = %failed, "setting an outbox row aside failed");
+            return;
+        }
+        tracing::error!(
+            row = id,
+            error = %err,
+            "an outbox row the database refuses is set aside; its log entry and change stay \
+             out of the log and the feed until `dostup log requeue`"
+        );
+        *stuck = None;
     }
 }

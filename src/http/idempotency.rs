@@ -22,11 +22,12 @@ pub const HEADER: &str = "idempotency-key";
 /// Set on replayed responses.
 pub const REPLAYED: &str = "idempotent-replayed";
 /// Headers kept with a stored response.
-const KEPT_HEADERS: [HeaderName; 4] = [
+const KEPT_HEADERS: [HeaderName; 5] = [
     header::CONTENT_TYPE,
     header::ETAG,
     header::LOCATION,
     header::RETRY_AFTER,
+    HeaderName::from_static("preference-applied"),
 ];
 /// Largest response stored for replay.
 const MAX_STORED_RESPONSE: usize = 8 * 1024 * 1024;

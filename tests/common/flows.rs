@@ -17,6 +17,19 @@ pub fn example_answers(name: &str) -> Value {
     example["answers"].clone()
 }
 
+/// A new draft audit of `site` by `token`; returns its id.
+pub async fn new_audit(app: &TestApp, token: &str, site: &str) -> String {
+    let id = Uuid::new_v4().to_string();
+    let (status, _, body) = call(
+        app.request(Method::PUT, &format!("/api/v1/audits/{id}"))
+            .bearer_auth(token)
+            .json(&json!({ "site_id": site })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    id
+}
+
 pub async fn etag(app: &TestApp, token: &str, id: &str) -> String {
     let (status, headers, body) =
         call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(token)).await;
@@ -56,14 +69,7 @@ pub async fn submitted_example(
     example: &str,
 ) -> String {
     let site = app.demo_site(token, institution).await;
-    let id = Uuid::new_v4().to_string();
-    let (status, _, body) = call(
-        app.request(Method::PUT, &format!("/api/v1/audits/{id}"))
-            .bearer_auth(token)
-            .json(&json!({"site_id": site})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = new_audit(app, token, &site).await;
     patch(app, token, &id, example_answers(example)).await;
     let (status, problem) = submit(app, token, &id).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");

@@ -281,3 +281,39 @@ impl TestApp {
         sites["items"][0]["id"].as_str().expect("site").to_owned()
     }
 }
+
+/// Writes an outbox row holding the log entry `entry` (JSON text) straight
+/// into the database, as another release might have; returns its number.
+pub async fn push_raw_entry(db: &sea_orm::DatabaseConnection, entry: String) -> i64 {
+    use dostup::db::entity::outbox;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    outbox::Entity::insert(outbox::ActiveModel {
+        entry: Set(Some(entry)),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    })
+    .exec(db)
+    .await
+    .unwrap()
+    .last_insert_id
+}
+
+/// An outbox row's log entry as the service writes it, for `action` on a
+/// made-up audit.
+pub fn outbox_entry(action: &str) -> String {
+    json!({
+        "at": "2026-12-01T10:00:00Z",
+        "actor_id": null,
+        "actor_role": null,
+        "action": action,
+        "target_type": "audit",
+        "target_id": "from-the-outbox",
+        "region_code": null,
+        "sector": null,
+        "before_digest": null,
+        "after_digest": null,
+        "detail": "{}",
+        "request_id": null
+    })
+    .to_string()
+}

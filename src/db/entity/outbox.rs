@@ -12,6 +12,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub change: Option<String>,
     pub created_at: DateTimeUtc,
+    /// Why sealing set the row aside; `None` while it waits to be sealed.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub failure: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
