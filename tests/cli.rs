@@ -346,8 +346,14 @@ async fn an_entry_that_cannot_be_sealed_is_set_aside_reported_and_requeued() {
     use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
     let app = common::TestApp::spawn_demo().await;
-    // A row an older or newer release wrote in a shape this one cannot read.
-    let bad = common::push_raw_entry(&app.state.db, "{\"at\": \"yesterday\"".to_owned()).await;
+    // A row an older or newer release wrote, an hour ago, in a shape this
+    // one cannot read (and no replica has read since).
+    let bad = common::push_raw_entry(
+        &app.state.db,
+        "{\"at\": \"yesterday\"".to_owned(),
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    )
+    .await;
 
     // It does not hold up the writes behind it.
     let token = app.token("volunteer@demo.local").await;

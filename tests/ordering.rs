@@ -14,11 +14,12 @@ use std::time::Duration;
 use common::flows::new_audit;
 use common::{TestApp, call};
 use dostup::db::changes::{self, NewChange};
-use dostup::db::entity::{audit_log, change, outbox};
+use dostup::db::entity::{audit_log, audit_log_head, change, outbox};
 use reqwest::{Method, StatusCode};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use serde_json::{Value, json};
 
@@ -231,54 +232,162 @@ async fn a_change_committed_late_is_numbered_after_those_already_read() {
     assert!(drawn.last_insert_id > last.seq);
 }
 
+/// Refuses, as a database constraint would, every log entry of action
+/// `audit.refused`.
+async fn refuse_some_entries(app: &TestApp) {
+    let db = &app.state.db;
+    if app.db.is_postgres() {
+        db.execute_unprepared(
+            "CREATE FUNCTION refuse_entry() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.action = 'audit.refused' THEN \
+             RAISE EXCEPTION 'entries of this kind are refused' USING ERRCODE = 'check_violation'; \
+             END IF; RETURN NEW; END $$",
+        )
+        .await
+        .unwrap();
+        db.execute_unprepared(
+            "CREATE TRIGGER refuse_entry BEFORE INSERT ON audit_log \
+             FOR EACH ROW EXECUTE FUNCTION refuse_entry()",
+        )
+        .await
+        .unwrap();
+    } else {
+        db.execute_unprepared(
+            "CREATE TRIGGER refuse_entry BEFORE INSERT ON audit_log \
+             WHEN NEW.action = 'audit.refused' \
+             BEGIN SELECT RAISE(ABORT, 'entries of this kind are refused'); END",
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Waits until `done` holds, for at most 30 s.
+async fn eventually<F: Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let mut waited = Duration::ZERO;
+    while !done().await {
+        assert!(
+            waited < Duration::from_secs(30),
+            "{what} did not happen in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+}
+
 #[tokio::test]
 async fn a_row_the_database_refuses_is_set_aside_and_the_rest_move_on() {
     let app = TestApp::spawn_demo().await;
-    if !app.db.is_postgres() {
-        // SQLite stores any text in any column; nothing it would refuse
-        // can be written into the outbox.
-        return;
-    }
+    refuse_some_entries(&app).await;
     let token = app.token("volunteer@demo.local").await;
     let site = app.demo_site(&token, "поликлиника").await;
     let (cursor, _) = follow(&app, &token, None).await;
-    // An entry whose action is longer than the log's column allows, as a
-    // release with a bug might write it.
-    let bad = common::push_raw_entry(&app.state.db, common::outbox_entry(&"x".repeat(100))).await;
+    let bad = common::push_raw_entry(
+        &app.state.db,
+        common::outbox_entry("audit.refused"),
+        chrono::Utc::now(),
+    )
+    .await;
     let id = new_audit(&app, &token, &site).await;
 
-    // The sealer retries the row a few times, then sets it aside; the
-    // write behind it reaches the feed and the log.
-    let mut cursor = Some(cursor);
-    let mut waited = Duration::ZERO;
-    loop {
-        let (next, seen) = follow(&app, &token, cursor.take()).await;
-        if seen.iter().any(|c| c["data"]["audit_id"] == id.as_str()) {
-            break;
-        }
-        cursor = Some(next);
-        assert!(
-            waited < Duration::from_secs(30),
-            "the write behind a refused row never reached the feed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        waited += Duration::from_millis(200);
-    }
+    // The sealer finds the row the database refuses and sets it aside.
+    let db = &app.state.db;
+    eventually("setting the refused row aside", || async {
+        let row = outbox::Entity::find_by_id(bad).one(db).await.unwrap();
+        row.expect("the refused row is kept").failure.is_some()
+    })
+    .await;
     let row = outbox::Entity::find_by_id(bad)
-        .one(&app.state.db)
+        .one(db)
         .await
         .unwrap()
-        .expect("the refused row is kept");
+        .unwrap();
     assert!(
-        row.failure.as_deref().unwrap().contains("64"),
-        "the reason names the database's complaint: {:?}",
         row.failure
+            .as_deref()
+            .unwrap()
+            .contains("entries of this kind are refused"),
+        "the reason is the database's: {:?}",
+        row.failure
+    );
+    // The write behind it reached the feed and the log.
+    let (_, seen) = follow(&app, &token, Some(cursor)).await;
+    assert!(
+        seen.iter().any(|c| c["data"]["audit_id"] == id.as_str()),
+        "{seen:?}"
     );
     let admin = app.token("admin@demo.local").await;
     let (_, _, verified) = call(app.get("/api/v1/audit-log/verify").bearer_auth(&admin)).await;
     assert_eq!(verified["intact"], true, "{verified}");
     assert_eq!(verified["unsealed"]["set_aside"], 1, "{verified}");
     assert_eq!(verified["unsealed"]["waiting"], 0, "{verified}");
+}
+
+#[tokio::test]
+async fn when_every_row_fails_none_is_set_aside() {
+    let app = TestApp::spawn_demo().await;
+    let db = &app.state.db;
+    // The log's head row is gone: no entry can be chained, whichever it is.
+    let head = audit_log_head::Entity::find()
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    audit_log_head::Entity::delete_many()
+        .exec(db)
+        .await
+        .unwrap();
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    new_audit(&app, &token, &site).await;
+    // Readers go on without the newest entries meanwhile.
+    let (status, _, _) = call(app.get("/api/v1/sync").bearer_auth(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Give the sealer time for a failed pass and its recovery.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows = outbox::Entity::find().all(db).await.unwrap();
+    assert!(rows.len() >= 2, "the writes wait in the outbox: {rows:?}");
+    assert!(rows.iter().all(|r| r.failure.is_none()), "{rows:?}");
+
+    // Once the head is back, everything is sealed in one unbroken chain.
+    audit_log_head::Entity::insert(audit_log_head::ActiveModel::from(head))
+        .exec(db)
+        .await
+        .unwrap();
+    eventually("sealing after the repair", || async {
+        outbox::Entity::find().count(db).await.unwrap() == 0
+    })
+    .await;
+    let admin = app.token("admin@demo.local").await;
+    let (_, _, verified) = call(app.get("/api/v1/audit-log/verify").bearer_auth(&admin)).await;
+    assert_eq!(verified["intact"], true, "{verified}");
+}
+
+#[tokio::test]
+async fn a_row_this_release_cannot_read_waits_for_one_that_can() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    let (cursor, _) = follow(&app, &token, None).await;
+    // Written a moment ago by a newer release, in a shape this one cannot read.
+    let newer = common::push_raw_entry(
+        &app.state.db,
+        json!({"format": 2}).to_string(),
+        chrono::Utc::now(),
+    )
+    .await;
+    let id = new_audit(&app, &token, &site).await;
+    let (_, seen) = follow(&app, &token, Some(cursor)).await;
+    assert!(
+        seen.iter().any(|c| c["data"]["audit_id"] == id.as_str()),
+        "the writes behind it are not held up: {seen:?}"
+    );
+    let row = outbox::Entity::find_by_id(newer)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("the row stays in the outbox");
+    assert_eq!(row.failure, None, "it stays in line, not set aside");
 }
 
 #[tokio::test]

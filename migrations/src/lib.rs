@@ -14,6 +14,7 @@ mod m20261125_000005_create_photos;
 mod m20261202_000006_create_review;
 mod m20261202_000007_create_rating;
 mod m20261202_000008_create_outbox;
+mod m20261203_000009_add_outbox_failure;
 
 /// Applies Dostup's migrations in order.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_create_review::Migration),
             Box::new(m20261202_000007_create_rating::Migration),
             Box::new(m20261202_000008_create_outbox::Migration),
+            Box::new(m20261203_000009_add_outbox_failure::Migration),
         ]
     }
 }

@@ -1,9 +1,7 @@
 //! The outbox: audit-log entries and change-feed changes written by an
 //! action inside its own transaction, before they are numbered. A sealer
 //! moves them into `audit_log` (chained) and `changes` (numbered) in commit
-//! order, so writers no longer queue on one lock for those numbers. A row
-//! the sealer cannot move is set aside with the reason in `failure`, so it
-//! does not hold up the rows behind it.
+//! order, so writers no longer queue on one lock for those numbers.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{big_pk_auto, text_null, timestamp_with_time_zone};
@@ -20,8 +18,6 @@ pub enum Outbox {
     /// JSON: the change to number, if the action is synced.
     Change,
     CreatedAt,
-    /// Why sealing set the row aside; null while it waits to be sealed.
-    Failure,
 }
 
 #[async_trait::async_trait]
@@ -35,7 +31,6 @@ impl MigrationTrait for Migration {
                     .col(text_null(Outbox::Entry))
                     .col(text_null(Outbox::Change))
                     .col(timestamp_with_time_zone(Outbox::CreatedAt))
-                    .col(text_null(Outbox::Failure))
                     .to_owned(),
             )
             .await

@@ -25,7 +25,9 @@
 //! its entry) must not hold up every row behind it: it is set aside in the
 //! outbox with the reason, reported at error level and by `dostup log
 //! verify`, and put back in line by `dostup log requeue`; it is numbered
-//! when it is sealed, after the rows that passed it.
+//! when it is sealed, after the rows that passed it. A row this release
+//! cannot parse is left in line for a while first, as during a rolling
+//! upgrade a replica of the other release may be able to.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +35,8 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, Order, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr,
 };
 use tokio::sync::{Notify, watch};
 
@@ -46,10 +48,10 @@ use super::{DbError, now};
 /// Rows moved per pass.
 const BATCH: u64 = 500;
 
-/// Failed passes over the same oldest row, one after the other, before the
-/// sealer sets it aside when no row behind it tells whether the row or the
-/// database is at fault.
-const SET_ASIDE_AFTER: u32 = 3;
+/// How long a row that does not parse stays in line before it is set
+/// aside: during a rolling upgrade a replica of the other release may read
+/// what this one cannot, and seals it meanwhile.
+const UNREADABLE_GRACE: Duration = Duration::from_secs(600);
 
 /// Pause after a pass that moved rows, so that the next one moves many.
 const GATHER: Duration = Duration::from_millis(20);
@@ -98,8 +100,9 @@ pub(super) async fn push<C: ConnectionTrait>(
 }
 
 /// One sealing pass: moves up to [`BATCH`] committed outbox rows into the
-/// log and the feed; returns how many rows it took out of line (a row that
-/// does not parse is set aside, see [`set_aside`]).
+/// log and the feed; returns how many rows it took out of line, sealed or
+/// set aside (a row that does not parse stays in line for
+/// [`UNREADABLE_GRACE`], then is set aside).
 ///
 /// # Errors
 /// Database failure; nothing is moved then.
@@ -107,21 +110,20 @@ pub async fn seal(db: &DatabaseConnection) -> Result<usize, DbError> {
     seal_up_to(db, BATCH, None).await
 }
 
-/// A sealing pass over at most `limit` waiting rows, those numbered after
-/// `after` if given.
+/// A sealing pass over the oldest `limit` waiting rows, or over row `only`.
 async fn seal_up_to(
     db: &DatabaseConnection,
     limit: u64,
-    after: Option<i64>,
+    only: Option<i64>,
 ) -> Result<usize, DbError> {
     let owned = db.clone();
-    super::on_writer(db, async move { seal_pass(&owned, limit, after).await }).await
+    super::on_writer(db, async move { seal_pass(&owned, limit, only).await }).await
 }
 
 async fn seal_pass(
     db: &DatabaseConnection,
     limit: u64,
-    after: Option<i64>,
+    only: Option<i64>,
 ) -> Result<usize, DbError> {
     let write = super::begin_write(db).await?;
     let txn = &*write;
@@ -135,8 +137,8 @@ async fn seal_pass(
         .order_by(outbox::Column::Id, Order::Asc)
         .limit(limit)
         .to_owned();
-    if let Some(after) = after {
-        oldest.and_where(outbox::Column::Id.gt(after));
+    if let Some(id) = only {
+        oldest.and_where(outbox::Column::Id.eq(id));
     }
     let mut rows = outbox::Entity::delete_many()
         .filter(outbox::Column::Id.in_subquery(oldest))
@@ -151,31 +153,37 @@ async fn seal_pass(
     let mut entries = Vec::with_capacity(taken);
     let mut changes = Vec::with_capacity(taken);
     let mut unreadable = Vec::new();
+    let mut kept_in_line = 0;
+    let set_aside_before = now() - UNREADABLE_GRACE;
     for row in rows {
         match read(&row) {
             Ok((entry, change)) => {
                 entries.extend(entry);
                 changes.extend(change);
             }
-            Err(failure) => {
+            Err(failure) if row.created_at < set_aside_before => {
                 tracing::error!(
                     row = row.id,
                     %failure,
                     "an outbox row cannot be read and is set aside; its log entry and change \
                      stay out of the log and the feed until `dostup log requeue`"
                 );
-                unreadable.push(outbox::ActiveModel {
-                    id: Set(row.id),
-                    entry: Set(row.entry),
-                    change: Set(row.change),
-                    created_at: Set(row.created_at),
-                    failure: Set(Some(failure)),
-                });
+                unreadable.push(back_in_outbox(row, Some(failure)));
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    row = row.id,
+                    %failure,
+                    "an outbox row cannot be read by this release; it stays in line for one \
+                     that can, and is set aside if none does"
+                );
+                unreadable.push(back_in_outbox(row, None));
+                kept_in_line += 1;
             }
         }
     }
     if !unreadable.is_empty() {
-        // Back in the outbox under the same number, out of line.
+        // Back in the outbox under the same number.
         outbox::Entity::insert_many(unreadable)
             .exec_without_returning(txn)
             .await?;
@@ -183,7 +191,18 @@ async fn seal_pass(
     super::audit_log::seal(txn, entries).await?;
     super::changes::number(txn, changes).await?;
     write.commit().await?;
-    Ok(taken)
+    Ok(taken - kept_in_line)
+}
+
+/// `row` to write back into the outbox, set aside with `failure` if given.
+fn back_in_outbox(row: outbox::Model, failure: Option<String>) -> outbox::ActiveModel {
+    outbox::ActiveModel {
+        id: Set(row.id),
+        entry: Set(row.entry),
+        change: Set(row.change),
+        created_at: Set(row.created_at),
+        failure: Set(failure),
+    }
 }
 
 /// The log entry and the change of an outbox row, or why they cannot be read.
@@ -224,10 +243,18 @@ async fn waiting_end(db: &DatabaseConnection, order: Order) -> Result<Option<i64
 /// # Errors
 /// Database failure.
 pub async fn flush(db: &DatabaseConnection) -> Result<(), DbError> {
-    let Some(newest) = waiting_end(db, Order::Desc).await? else {
+    let (Some(oldest), Some(newest)) = (
+        waiting_end(db, Order::Asc).await?,
+        waiting_end(db, Order::Desc).await?,
+    ) else {
         return Ok(());
     };
-    while seal(db).await? == usize::try_from(BATCH).unwrap_or(usize::MAX) {
+    // Enough passes for every row numbered up to `newest`, and one more.
+    let passes = (newest - oldest) / i64::try_from(BATCH).unwrap_or(i64::MAX) + 2;
+    for _ in 0..passes {
+        if seal(db).await? == 0 {
+            break;
+        }
         match waiting_end(db, Order::Asc).await? {
             Some(oldest) if oldest <= newest => {}
             _ => break,
@@ -332,7 +359,6 @@ impl Sealer {
 }
 
 async fn run(db: DatabaseConnection, mut stopped: watch::Receiver<()>) {
-    let mut stuck = None;
     loop {
         // Registered before the pass, so a commit during the pass is not missed.
         let woken = WRITTEN.notified();
@@ -343,7 +369,7 @@ async fn run(db: DatabaseConnection, mut stopped: watch::Receiver<()>) {
             Ok(_) => Some(GATHER),
             Err(err) => {
                 tracing::error!(error = %err, "sealing the audit log and change feed failed");
-                recover(&db, &mut stuck).await;
+                recover(&db).await;
                 Some(RETRY)
             }
         };
@@ -365,53 +391,24 @@ async fn run(db: DatabaseConnection, mut stopped: watch::Receiver<()>) {
     }
 }
 
-/// The oldest row, and how many passes over it alone failed in a row.
-#[derive(Debug, Clone, Copy)]
-struct Stuck {
-    id: i64,
-    failures: u32,
-}
-
-/// After a failed pass, seals row by row up to the row that fails, then
-/// tells whether that row is the trouble or the database is: if the row
-/// behind it seals and the row fails once more, the database refuses this
-/// row. Such a row is set aside, so that the rows behind it move on, and
-/// stays in the outbox for `dostup log requeue`. A row with nothing behind
-/// it is set aside after failing [`SET_ASIDE_AFTER`] passes in a row. When
-/// every row fails, nothing is set aside.
-async fn recover(db: &DatabaseConnection, stuck: &mut Option<Stuck>) {
+/// After a failed pass, seals row by row. A row the database refuses for
+/// what it holds (a value too long or out of range, a broken constraint) is
+/// set aside, so that the rows behind it move on, and stays in the outbox
+/// for `dostup log requeue`. Any other failure (the database is away, a
+/// permission, a missing head row) holds every row alike, so the sealer
+/// stops and tries again later, and nothing is set aside.
+async fn recover(db: &DatabaseConnection) {
     for _ in 0..BATCH {
-        let first = match seal_up_to(db, 1, None).await {
-            Ok(0) => return,
-            Ok(_) => {
-                *stuck = None;
-                continue;
-            }
-            Err(err) => err,
-        };
-        // If the database is away, this fails too and nothing is set aside.
         let Ok(Some(id)) = waiting_end(db, Order::Asc).await else {
             return;
         };
-        let refused = match seal_up_to(db, 1, Some(id)).await {
-            // The row behind it went through: one more try of this row alone.
-            Ok(1..) => seal_up_to(db, 1, None).await.err(),
-            Ok(0) => {
-                let failures = match *stuck {
-                    Some(s) if s.id == id => s.failures + 1,
-                    _ => 1,
-                };
-                *stuck = Some(Stuck { id, failures });
-                if failures < SET_ASIDE_AFTER {
-                    return;
-                }
-                Some(first)
-            }
-            Err(_) => return,
+        let err = match seal_up_to(db, 1, Some(id)).await {
+            Ok(_) => continue,
+            Err(err) => err,
         };
-        let Some(err) = refused else {
-            continue;
-        };
+        if !refused_for_its_data(db.get_database_backend(), &err) {
+            return;
+        }
         if let Err(failed) = set_aside(db, id, err.to_string()).await {
             tracing::warn!(row = id, error = %failed, "setting an outbox row aside failed");
             return;
@@ -422,6 +419,35 @@ async fn recover(db: &DatabaseConnection, stuck: &mut Option<Stuck>) {
             "an outbox row the database refuses is set aside; its log entry and change stay \
              out of the log and the feed until `dostup log requeue`"
         );
-        *stuck = None;
+    }
+}
+
+/// Whether the database refused a statement for the values it carried: on
+/// PostgreSQL SQLSTATE classes 22 (data exception) and 23 (integrity
+/// constraint), on SQLite the codes for a value too big, a broken
+/// constraint and a datatype mismatch. Unique and foreign-key violations
+/// are left out (they arrive as [`DbError::Conflict`] and
+/// [`DbError::MissingReference`]): under the order lock they mean the
+/// tables, not the row, are amiss.
+fn refused_for_its_data(backend: DbBackend, err: &DbError) -> bool {
+    let DbError::Other(
+        DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)),
+    ) = err
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(err) = &**err else {
+        return false;
+    };
+    let Some(code) = err.code() else {
+        return false;
+    };
+    match backend {
+        DbBackend::Postgres => code.starts_with("22") || code.starts_with("23"),
+        // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, in the low
+        // byte of the extended code.
+        _ => code
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 18..=20)),
     }
 }

@@ -282,14 +282,19 @@ impl TestApp {
     }
 }
 
-/// Writes an outbox row holding the log entry `entry` (JSON text) straight
-/// into the database, as another release might have; returns its number.
-pub async fn push_raw_entry(db: &sea_orm::DatabaseConnection, entry: String) -> i64 {
+/// Writes an outbox row holding the log entry `entry` (JSON text), written
+/// at `at`, straight into the database, as another release might have;
+/// returns its number.
+pub async fn push_raw_entry(
+    db: &sea_orm::DatabaseConnection,
+    entry: String,
+    at: chrono::DateTime<chrono::Utc>,
+) -> i64 {
     use dostup::db::entity::outbox;
     use sea_orm::{ActiveValue::Set, EntityTrait};
     outbox::Entity::insert(outbox::ActiveModel {
         entry: Set(Some(entry)),
-        created_at: Set(chrono::Utc::now()),
+        created_at: Set(at),
         ..Default::default()
     })
     .exec(db)
