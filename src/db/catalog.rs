@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -164,16 +164,17 @@ pub async fn publish(
     members.sort_by(|a, b| a.file.cmp(&b.file));
     let hash = release_hash(&members);
 
-    let txn = db.begin().await?;
+    let write = super::begin_write(db).await?;
+    let txn = &*write;
     for (kind, id, version, row) in new_versions {
         match checklist_version::Entity::insert(row)
-            .exec(&txn)
+            .exec(txn)
             .await
             .map_err(DbError::from)
         {
             Ok(_) => {
                 changes::append(
-                    &txn,
+                    txn,
                     NewChange {
                         kind: if kind == "methodology" {
                             "methodology.published"
@@ -193,7 +194,7 @@ pub async fn publish(
         }
     }
     if catalog_release::Entity::find_by_id(hash.clone())
-        .one(&txn)
+        .one(txn)
         .await?
         .is_none()
     {
@@ -204,7 +205,7 @@ pub async fn publish(
             updated_at: Set(now()),
         };
         match catalog_release::Entity::insert(release)
-            .exec(&txn)
+            .exec(txn)
             .await
             .map_err(DbError::from)
         {
@@ -212,9 +213,7 @@ pub async fn publish(
             Err(other) => return Err(other.into()),
         }
     }
-    txn.commit().await?;
-    // The new versions' changes wait in the outbox for the sealer.
-    super::outbox::written();
+    write.commit().await?;
     Ok(hash)
 }
 

@@ -92,11 +92,11 @@ pub(super) async fn number<C: ConnectionTrait>(
         .one(txn)
         .await?
         .flatten();
-    let first = last.unwrap_or(0) + 1;
-    let newest = first - 1 + i64::try_from(changes.len()).unwrap_or(i64::MAX);
+    let last = last.unwrap_or(0);
+    let newest = last + i64::try_from(changes.len()).unwrap_or(i64::MAX);
     let numbered = changes
         .into_iter()
-        .zip(first..)
+        .zip(last + 1..)
         .map(|(c, seq)| change::ActiveModel {
             seq: Set(seq),
             kind: Set(c.kind),

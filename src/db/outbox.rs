@@ -35,8 +35,8 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, Order, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, RuntimeErr,
 };
 use tokio::sync::{Notify, watch};
 
@@ -91,7 +91,7 @@ pub(super) async fn push<C: ConnectionTrait>(
             .map(|c| text(serde_json::to_string(&c)))
             .transpose()?),
         created_at: Set(now()),
-        failure: Set(None),
+        failure: NotSet,
     };
     outbox::Entity::insert(row)
         .exec_without_returning(txn)
@@ -107,24 +107,16 @@ pub(super) async fn push<C: ConnectionTrait>(
 /// # Errors
 /// Database failure; nothing is moved then.
 pub async fn seal(db: &DatabaseConnection) -> Result<usize, DbError> {
-    seal_up_to(db, BATCH, None).await
+    seal_rows(db, None).await
 }
 
-/// A sealing pass over the oldest `limit` waiting rows, or over row `only`.
-async fn seal_up_to(
-    db: &DatabaseConnection,
-    limit: u64,
-    only: Option<i64>,
-) -> Result<usize, DbError> {
+/// A sealing pass over the oldest [`BATCH`] waiting rows, or over row `only`.
+async fn seal_rows(db: &DatabaseConnection, only: Option<i64>) -> Result<usize, DbError> {
     let owned = db.clone();
-    super::on_writer(db, async move { seal_pass(&owned, limit, only).await }).await
+    super::on_writer(db, async move { seal_pass(&owned, only).await }).await
 }
 
-async fn seal_pass(
-    db: &DatabaseConnection,
-    limit: u64,
-    only: Option<i64>,
-) -> Result<usize, DbError> {
+async fn seal_pass(db: &DatabaseConnection, only: Option<i64>) -> Result<usize, DbError> {
     let write = super::begin_write(db).await?;
     let txn = &*write;
     super::take_order_lock(txn).await?;
@@ -135,7 +127,7 @@ async fn seal_pass(
         .from(outbox::Entity)
         .and_where(outbox::Column::Failure.is_null())
         .order_by(outbox::Column::Id, Order::Asc)
-        .limit(limit)
+        .limit(BATCH)
         .to_owned();
     if let Some(id) = only {
         oldest.and_where(outbox::Column::Id.eq(id));
@@ -222,17 +214,18 @@ fn read(row: &outbox::Model) -> Result<(Option<Unsealed>, Option<Unnumbered>), S
     Ok((entry, change))
 }
 
-/// The number of the oldest (`Order::Asc`) or newest row waiting in line.
-async fn waiting_end(db: &DatabaseConnection, order: Order) -> Result<Option<i64>, DbError> {
-    Ok(outbox::Entity::find()
+/// The numbers of the oldest and the newest rows waiting in line.
+async fn waiting_range(db: &DatabaseConnection) -> Result<Option<(i64, i64)>, DbError> {
+    let (oldest, newest): (Option<i64>, Option<i64>) = outbox::Entity::find()
         .select_only()
-        .column(outbox::Column::Id)
+        .column_as(outbox::Column::Id.min(), "oldest")
+        .column_as(outbox::Column::Id.max(), "newest")
         .filter(outbox::Column::Failure.is_null())
-        .order_by(outbox::Column::Id, order)
-        .limit(1)
-        .into_tuple::<i64>()
+        .into_tuple()
         .one(db)
-        .await?)
+        .await?
+        .unwrap_or_default();
+    Ok(oldest.zip(newest))
 }
 
 /// Seals everything committed before the call, so that a reader sees its
@@ -243,10 +236,7 @@ async fn waiting_end(db: &DatabaseConnection, order: Order) -> Result<Option<i64
 /// # Errors
 /// Database failure.
 pub async fn flush(db: &DatabaseConnection) -> Result<(), DbError> {
-    let (Some(oldest), Some(newest)) = (
-        waiting_end(db, Order::Asc).await?,
-        waiting_end(db, Order::Desc).await?,
-    ) else {
+    let Some((oldest, newest)) = waiting_range(db).await? else {
         return Ok(());
     };
     // Enough passes for every row numbered up to `newest`, and one more.
@@ -255,8 +245,8 @@ pub async fn flush(db: &DatabaseConnection) -> Result<(), DbError> {
         if seal(db).await? == 0 {
             break;
         }
-        match waiting_end(db, Order::Asc).await? {
-            Some(oldest) if oldest <= newest => {}
+        match waiting_range(db).await? {
+            Some((oldest, _)) if oldest <= newest => {}
             _ => break,
         }
     }
@@ -275,19 +265,10 @@ pub(super) async fn flush_for_reading(db: &DatabaseConnection) {
 /// Sets outbox row `id` aside with the reason `failure`, so that the rows
 /// behind it are sealed.
 async fn set_aside(db: &DatabaseConnection, id: i64, failure: String) -> Result<(), DbError> {
-    let owned = db.clone();
-    super::on_writer(db, async move {
-        let write = super::begin_write(&owned).await?;
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::Failure, Expr::value(failure))
-            .filter(outbox::Column::Id.eq(id))
-            .filter(outbox::Column::Failure.is_null())
-            .exec(&*write)
-            .await?;
-        write.commit().await?;
-        Ok(())
-    })
-    .await
+    let row = Condition::all()
+        .add(outbox::Column::Id.eq(id))
+        .add(outbox::Column::Failure.is_null());
+    set_failure(db, row, Some(failure)).await.map(drop)
 }
 
 /// Puts every row set aside back in line, oldest first, once the cause is
@@ -297,12 +278,22 @@ async fn set_aside(db: &DatabaseConnection, id: i64, failure: String) -> Result<
 /// # Errors
 /// Database failure.
 pub async fn requeue(db: &DatabaseConnection) -> Result<u64, DbError> {
+    let set_aside = Condition::all().add(outbox::Column::Failure.is_not_null());
+    set_failure(db, set_aside, None).await
+}
+
+/// Writes `failure` into the outbox rows matching `rows`; returns how many.
+async fn set_failure(
+    db: &DatabaseConnection,
+    rows: Condition,
+    failure: Option<String>,
+) -> Result<u64, DbError> {
     let owned = db.clone();
     super::on_writer(db, async move {
         let write = super::begin_write(&owned).await?;
         let result = outbox::Entity::update_many()
-            .col_expr(outbox::Column::Failure, Expr::value(Option::<String>::None))
-            .filter(outbox::Column::Failure.is_not_null())
+            .col_expr(outbox::Column::Failure, Expr::value(failure))
+            .filter(rows)
             .exec(&*write)
             .await?;
         write.commit().await?;
@@ -326,19 +317,19 @@ pub struct Backlog {
 /// # Errors
 /// Database failure.
 pub async fn backlog(db: &DatabaseConnection) -> Result<Backlog, DbError> {
-    let count = |waiting: bool| {
-        let failure = outbox::Column::Failure;
-        outbox::Entity::find()
-            .filter(if waiting {
-                failure.is_null()
-            } else {
-                failure.is_not_null()
-            })
-            .count(db)
-    };
+    // COUNT(failure) counts the rows that have one: those set aside.
+    let (rows, set_aside): (i64, i64) = outbox::Entity::find()
+        .select_only()
+        .column_as(outbox::Column::Id.count(), "rows")
+        .column_as(outbox::Column::Failure.count(), "set_aside")
+        .into_tuple()
+        .one(db)
+        .await?
+        .unwrap_or_default();
+    let count = |n: i64| u64::try_from(n).unwrap_or_default();
     Ok(Backlog {
-        waiting: count(true).await?,
-        set_aside: count(false).await?,
+        waiting: count(rows - set_aside),
+        set_aside: count(set_aside),
     })
 }
 
@@ -399,10 +390,10 @@ async fn run(db: DatabaseConnection, mut stopped: watch::Receiver<()>) {
 /// stops and tries again later, and nothing is set aside.
 async fn recover(db: &DatabaseConnection) {
     for _ in 0..BATCH {
-        let Ok(Some(id)) = waiting_end(db, Order::Asc).await else {
+        let Ok(Some((id, _))) = waiting_range(db).await else {
             return;
         };
-        let err = match seal_up_to(db, 1, Some(id)).await {
+        let err = match seal_rows(db, Some(id)).await {
             Ok(_) => continue,
             Err(err) => err,
         };
