@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use common::{TestApp, assert_problem, call};
 use reqwest::{Method, StatusCode};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -798,4 +799,81 @@ async fn a_complete_audit_is_submitted_and_then_read_only() {
         .clone();
     assert_eq!(last["type"], "audit.status_changed");
     assert_eq!(last["data"]["status"], "submitted");
+}
+
+/// Answers written by the write path read back exactly as stored, through
+/// every query: the audit as loaded for requests and as the list filters
+/// see it (`updated_since` compares stored timestamps).
+#[tokio::test]
+async fn answered_audits_read_back_exactly_and_filter_by_update_time() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "").await;
+    let id = Uuid::new_v4();
+    let (status, _, _) = call(put_audit(
+        &app,
+        &token,
+        &id.to_string(),
+        &json!({"site_id": site, "started_at": "2026-12-01T08:00:00.123456Z"}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let saved = common::flows::patch(
+        &app,
+        &token,
+        &id.to_string(),
+        json!({"territory.path_width": 2.5, "entrance.level_entrance": false}),
+    )
+    .await;
+    assert_eq!(saved["version"], 2);
+
+    // The row as every other query decodes it equals the audit as requests load it.
+    let stored = dostup::db::entity::audit::Entity::find_by_id(id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let loaded = dostup::db::audits::get(&app.state.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, loaded);
+    assert_eq!(stored.version, 2);
+    assert!(
+        stored.answers.contains("territory.path_width"),
+        "{}",
+        stored.answers
+    );
+    assert_eq!(
+        stored.started_at.unwrap().to_rfc3339(),
+        "2026-12-01T08:00:00.123456+00:00"
+    );
+
+    // `updated_since` finds the audit at its update time and not a microsecond later.
+    let updated_at: chrono::DateTime<chrono::Utc> =
+        saved["updated_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(updated_at, stored.updated_at);
+    for (since, found) in [
+        (updated_at, true),
+        (updated_at + chrono::Duration::microseconds(1), false),
+    ] {
+        let (status, _, list) = call(
+            app.get("/api/v1/audits")
+                .query(&[("updated_since", since.to_rfc3339())])
+                .bearer_auth(&token),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let ids: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids.contains(&id.to_string().as_str()),
+            found,
+            "since {since}: {ids:?}"
+        );
+    }
 }

@@ -148,3 +148,79 @@ async fn broken_checklists_keep_the_service_from_starting() {
     );
     assert!(message.contains("itmes"), "{message}");
 }
+
+/// Writes a copy of the checklists in which `lifts` is at version 9.0.0,
+/// with `note` as a comment so that two copies can differ.
+fn lifts_9(to: &Path, note: &str) {
+    copy_checklists(to);
+    let lifts = to.join("lifts.yaml");
+    let text = std::fs::read_to_string(&lifts).unwrap();
+    let version_line = text.lines().find(|l| l.starts_with("version:")).unwrap();
+    let bumped = text.replacen(version_line, "version: 9.0.0", 1).replacen(
+        "title:",
+        &format!("# {note}\ntitle:"),
+        1,
+    );
+    std::fs::write(&lifts, bumped).unwrap();
+}
+
+#[tokio::test]
+async fn replicas_starting_together_publish_a_new_version_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(dir.path()).await;
+    let original = dir.path().join("original");
+    copy_checklists(&original);
+    build_state(settings(dir.path(), &database, original))
+        .await
+        .unwrap();
+
+    // Two replicas of the new release start at the same moment.
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    lifts_9(&a.join("checklists"), "cabin size rechecked");
+    lifts_9(&b.join("checklists"), "cabin size rechecked");
+    let (first, second) = tokio::join!(
+        build_state(settings(&a, &database, a.join("checklists"))),
+        build_state(settings(&b, &database, b.join("checklists"))),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.catalogs.release(), second.catalogs.release());
+    assert_eq!(
+        first
+            .catalogs
+            .current()
+            .checklist("lifts")
+            .unwrap()
+            .version(),
+        "9.0.0"
+    );
+}
+
+#[tokio::test]
+async fn replicas_with_different_content_for_one_version_do_not_both_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(dir.path()).await;
+    let original = dir.path().join("original");
+    copy_checklists(&original);
+    build_state(settings(dir.path(), &database, original))
+        .await
+        .unwrap();
+
+    // Two replicas claim version 9.0.0 of `lifts` with different content.
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    lifts_9(&a.join("checklists"), "cabin size rechecked");
+    lifts_9(&b.join("checklists"), "door width rechecked");
+    let (first, second) = tokio::join!(
+        build_state(settings(&a, &database, a.join("checklists"))),
+        build_state(settings(&b, &database, b.join("checklists"))),
+    );
+    let refused = match (first, second) {
+        (Ok(_), Err(err)) | (Err(err), Ok(_)) => format!("{err:#}"),
+        (Ok(_), Ok(_)) => panic!("both replicas started with different content for lifts 9.0.0"),
+        (Err(a), Err(b)) => panic!("neither replica started: {a:#} / {b:#}"),
+    };
+    assert!(refused.contains("checklist `lifts`"), "{refused}");
+    assert!(
+        refused.contains("bump `version` in lifts.yaml"),
+        "{refused}"
+    );
+}

@@ -28,7 +28,7 @@ use crate::domain::Role;
 /// `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-const HEAD_ID: i32 = 1;
+pub(super) const HEAD_ID: i32 = 1;
 
 /// Who acts, and the request that carries the action.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -290,19 +290,9 @@ pub(super) async fn seal<C: ConnectionTrait>(
     let head = audit_log_head::Entity::find_by_id(HEAD_ID)
         .one(txn)
         .await?
-        .ok_or_else(|| {
-            DbError::MissingReference(
-                "the audit log has no head row; start the service once to create it".to_owned(),
-            )
-        })?;
-    let (mut seq, mut hash) = (head.seq, head.hash);
-    let mut sealed = Vec::with_capacity(entries.len());
-    for entry in entries {
-        seq += 1;
-        let model = entry.chain(seq, std::mem::take(&mut hash));
-        hash.clone_from(&model.hash);
-        sealed.push(audit_log::ActiveModel::from(model));
-    }
+        .ok_or_else(missing_head)?;
+    let (sealed, seq, hash) = chain_after(head.seq, head.hash, entries);
+    let sealed = sealed.into_iter().map(audit_log::ActiveModel::from);
     audit_log::Entity::insert_many(sealed)
         .exec_without_returning(txn)
         .await?;
@@ -313,6 +303,30 @@ pub(super) async fn seal<C: ConnectionTrait>(
         .exec(txn)
         .await?;
     Ok(())
+}
+
+/// The failure of a pass that finds no head row.
+pub(super) fn missing_head() -> DbError {
+    DbError::MissingReference(
+        "the audit log has no head row; start the service once to create it".to_owned(),
+    )
+}
+
+/// `entries` numbered and chained after the head `(seq, hash)`, and the
+/// new head.
+pub(super) fn chain_after(
+    mut seq: i64,
+    mut hash: String,
+    entries: Vec<Unsealed>,
+) -> (Vec<audit_log::Model>, i64, String) {
+    let mut sealed = Vec::with_capacity(entries.len());
+    for entry in entries {
+        seq += 1;
+        let model = entry.chain(seq, std::mem::take(&mut hash));
+        hash.clone_from(&model.hash);
+        sealed.push(model);
+    }
+    (sealed, seq, hash)
 }
 
 /// Filters of the log listing.

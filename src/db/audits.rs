@@ -128,6 +128,9 @@ async fn create_here(
 /// # Errors
 /// Database failure.
 pub async fn get(db: &DatabaseConnection, id: Uuid) -> Result<Option<audit::Model>, DbError> {
+    if let Some(embedded) = super::embedded::of(db) {
+        return embedded.audit(id);
+    }
     Ok(audit::Entity::find_by_id(id).one(db).await?)
 }
 
@@ -192,6 +195,9 @@ pub async fn update_answers(
     let text = serde_json::to_string(answers).unwrap_or_else(|_| "{}".to_owned());
     let changed: Vec<&String> = answers.keys().collect();
     let detail = json!({ "answers": changed });
+    if let Some(embedded) = super::embedded::of(db) {
+        return embedded.update_answers(before, text, actor, detail).await;
+    }
     let (owned, before, actor) = (db.clone(), before.clone(), actor.clone());
     super::on_writer(db, async move {
         let Some((write, updated)) = conditional_update(&owned, &before, &EDITABLE, |update| {
@@ -284,7 +290,7 @@ async fn submit_here(
     Ok(Some(updated))
 }
 
-const EDITABLE: [AuditStatus; 2] = [AuditStatus::Draft, AuditStatus::Returned];
+pub(super) const EDITABLE: [AuditStatus; 2] = [AuditStatus::Draft, AuditStatus::Returned];
 
 /// Bumps the version of the audit `before` describes and applies `set`, if
 /// the audit is still at that version and in one of `from`. On success the
@@ -361,24 +367,29 @@ impl<'a> Step<'a> {
 /// Records the log entry and the change for `/sync` (one outbox row), then
 /// commits.
 pub(super) async fn finish(write: Write, actor: &Actor, step: Step<'_>) -> Result<(), DbError> {
-    let mut detail = step.detail;
-    if let Some(map) = detail.as_object_mut() {
-        map.insert("status".to_owned(), json!(step.after.status));
-        map.insert("version".to_owned(), json!(step.after.version));
-    }
-    let entry = Entry::new(step.action, "audit", step.after.id)
-        .audit_scope(step.after)
-        .states(step.before.map(state_of), Some(state_of(step.after)))
-        .detail(detail);
-    record(
-        &write,
-        actor,
-        entry,
-        change_of(step.change, step.after, step.payload),
-    )
-    .await?;
+    let (entry, change) = step.record(actor);
+    super::outbox::push(&*write, Some(entry), Some(change.into())).await?;
     write.commit().await?;
     Ok(())
+}
+
+impl Step<'_> {
+    /// The log entry and the change of this step.
+    pub(super) fn record(self, actor: &Actor) -> (Unsealed, NewChange) {
+        let mut detail = self.detail;
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("status".to_owned(), json!(self.after.status));
+            map.insert("version".to_owned(), json!(self.after.version));
+        }
+        let entry = Entry::new(self.action, "audit", self.after.id)
+            .audit_scope(self.after)
+            .states(self.before.map(state_of), Some(state_of(self.after)))
+            .detail(detail);
+        (
+            Unsealed::new(actor, entry),
+            change_of(self.change, self.after, self.payload),
+        )
+    }
 }
 
 /// What the log digests of an audit's state.

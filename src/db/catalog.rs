@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TryInsertResult};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -133,11 +133,13 @@ pub async fn publish(
                 })));
             }
             Some(_) => {}
-            None => new_versions.push((
+            None => new_versions.push(NewVersion {
                 kind,
-                id.to_owned(),
-                version.to_owned(),
-                checklist_version::ActiveModel {
+                id: id.to_owned(),
+                version: version.to_owned(),
+                sha256: sha256.to_owned(),
+                file: relative.clone(),
+                row: checklist_version::ActiveModel {
                     kind: Set(kind.to_owned()),
                     id: Set(id.to_owned()),
                     version: Set(version.to_owned()),
@@ -151,7 +153,7 @@ pub async fn publish(
                     created_at: Set(now()),
                     updated_at: Set(now()),
                 },
-            )),
+            }),
         }
         members.push(ReleaseMember {
             kind: kind.to_owned(),
@@ -166,55 +168,78 @@ pub async fn publish(
 
     let write = super::begin_write(db).await?;
     let txn = &*write;
-    for (kind, id, version, row) in new_versions {
-        match checklist_version::Entity::insert(row)
-            .exec(txn)
-            .await
-            .map_err(DbError::from)
-        {
-            Ok(_) => {
-                changes::append(
-                    txn,
-                    NewChange {
-                        kind: if kind == "methodology" {
-                            "methodology.published"
-                        } else {
-                            "checklist.published"
-                        },
-                        payload: json!({"id": id, "version": version}),
-                        ..NewChange::default()
-                    },
-                )
-                .await?;
-            }
-            // Another replica published the same version at the same moment;
-            // the hash check above already compared its content.
-            Err(DbError::Conflict(_)) => {}
-            Err(other) => return Err(other.into()),
-        }
-    }
-    if catalog_release::Entity::find_by_id(hash.clone())
-        .one(txn)
-        .await?
-        .is_none()
+    for NewVersion {
+        kind,
+        id,
+        version,
+        sha256,
+        file,
+        row,
+    } in new_versions
     {
-        let release = catalog_release::ActiveModel {
-            hash: Set(hash.clone()),
-            manifest: Set(serde_json::to_string(&members).unwrap_or_default()),
-            created_at: Set(now()),
-            updated_at: Set(now()),
-        };
-        match catalog_release::Entity::insert(release)
-            .exec(txn)
-            .await
-            .map_err(DbError::from)
-        {
-            Ok(_) | Err(DbError::Conflict(_)) => {}
-            Err(other) => return Err(other.into()),
+        // `DO NOTHING` rather than catching the unique violation: on
+        // PostgreSQL a failed statement would abort the whole transaction.
+        let inserted = checklist_version::Entity::insert(row)
+            .on_conflict_do_nothing()
+            .exec_without_returning(txn)
+            .await?;
+        if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+            changes::append(
+                txn,
+                NewChange {
+                    kind: if kind == "methodology" {
+                        "methodology.published"
+                    } else {
+                        "checklist.published"
+                    },
+                    payload: json!({"id": id, "version": version}),
+                    ..NewChange::default()
+                },
+            )
+            .await?;
+            continue;
+        }
+        // Another replica published the same version a moment ago; its
+        // content must be the same as ours.
+        let theirs =
+            checklist_version::Entity::find_by_id((kind.to_owned(), id.clone(), version.clone()))
+                .one(txn)
+                .await?;
+        if let Some(theirs) = theirs.filter(|t| t.sha256 != sha256) {
+            write.rollback().await.ok();
+            return Err(PublishError::ChangedWithoutBump(Box::new(ChangedVersion {
+                kind: kind.to_owned(),
+                id,
+                version,
+                file,
+                published: theirs.sha256,
+                found: sha256,
+            })));
         }
     }
+    let release = catalog_release::ActiveModel {
+        hash: Set(hash.clone()),
+        manifest: Set(serde_json::to_string(&members).unwrap_or_default()),
+        created_at: Set(now()),
+        updated_at: Set(now()),
+    };
+    catalog_release::Entity::insert(release)
+        .on_conflict_do_nothing()
+        .exec_without_returning(txn)
+        .await?;
     write.commit().await?;
     Ok(hash)
+}
+
+/// A checklist or methodology version not yet in the database.
+struct NewVersion {
+    kind: &'static str,
+    id: String,
+    version: String,
+    sha256: String,
+    /// File name relative to the checklist directory.
+    file: String,
+    row: checklist_version::ActiveModel,
 }
 
 /// The files of a stored release, for rebuilding its catalog.

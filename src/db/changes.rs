@@ -9,8 +9,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -92,23 +92,9 @@ pub(super) async fn number<C: ConnectionTrait>(
         .one(txn)
         .await?
         .flatten();
-    let last = last.unwrap_or(0);
-    let newest = last + i64::try_from(changes.len()).unwrap_or(i64::MAX);
-    let numbered = changes
-        .into_iter()
-        .zip(last + 1..)
-        .map(|(c, seq)| change::ActiveModel {
-            seq: Set(seq),
-            kind: Set(c.kind),
-            audit_id: Set(c.audit_id),
-            owner_id: Set(c.owner_id),
-            organisation_id: Set(c.organisation_id),
-            region_code: Set(c.region_code),
-            sector: Set(c.sector),
-            audit_status: Set(c.audit_status),
-            payload: Set(c.payload),
-            created_at: Set(c.created_at),
-        });
+    let numbered = numbered_after(last.unwrap_or(0), changes);
+    let newest = numbered.last().map_or(0, |c| c.seq);
+    let numbered = numbered.into_iter().map(change::ActiveModel::from);
     change::Entity::insert_many(numbered)
         .exec_without_returning(txn)
         .await?;
@@ -124,6 +110,26 @@ pub(super) async fn number<C: ConnectionTrait>(
         .await?;
     }
     Ok(())
+}
+
+/// `changes` numbered after `last`, in order.
+pub(super) fn numbered_after(last: i64, changes: Vec<Unnumbered>) -> Vec<change::Model> {
+    changes
+        .into_iter()
+        .zip(last + 1..)
+        .map(|(c, seq)| change::Model {
+            seq,
+            kind: c.kind,
+            audit_id: c.audit_id,
+            owner_id: c.owner_id,
+            organisation_id: c.organisation_id,
+            region_code: c.region_code,
+            sector: c.sector,
+            audit_status: c.audit_status,
+            payload: c.payload,
+            created_at: c.created_at,
+        })
+        .collect()
 }
 
 const COLUMNS: ScopeColumns = ScopeColumns {

@@ -8,6 +8,7 @@ pub mod audits;
 pub mod catalog;
 pub mod changes;
 pub mod directory;
+mod embedded;
 pub mod entity;
 pub mod idempotency;
 pub mod outbox;
@@ -39,6 +40,10 @@ pub enum DbError {
     /// Anything else the database reported.
     #[error(transparent)]
     Other(DbErr),
+    /// Anything else the embedded path's own SQLite connections reported
+    /// (see [`embedded`]).
+    #[error("SQLite: {0}")]
+    Sqlite(#[source] rusqlite::Error),
 }
 
 impl From<DbErr> for DbError {
@@ -110,6 +115,12 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<Write, DbErr> {
         None
     };
     Ok(Write { txn, _turn: turn })
+}
+
+/// Waits for the SQLite writers' turn, for a write that does not go
+/// through [`begin_write`] (see [`embedded`]).
+pub(super) async fn sqlite_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    SQLITE_WRITER.lock().await
 }
 
 impl Write {

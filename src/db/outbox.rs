@@ -46,7 +46,7 @@ use super::entity::outbox;
 use super::{DbError, now};
 
 /// Rows moved per pass.
-const BATCH: u64 = 500;
+pub(super) const BATCH: u64 = 500;
 
 /// How long a row that does not parse stays in line before it is set
 /// aside: during a rolling upgrade a replica of the other release may read
@@ -81,22 +81,47 @@ pub(super) async fn push<C: ConnectionTrait>(
     entry: Option<Unsealed>,
     change: Option<Unnumbered>,
 ) -> Result<(), DbError> {
-    let text = |value: Result<String, serde_json::Error>| {
-        value.map_err(|e| DbError::Other(sea_orm::DbErr::Custom(format!("outbox row: {e}"))))
-    };
+    let row = Row::new(entry, change)?;
     let row = outbox::ActiveModel {
         id: NotSet,
-        entry: Set(entry.map(|e| text(serde_json::to_string(&e))).transpose()?),
-        change: Set(change
-            .map(|c| text(serde_json::to_string(&c)))
-            .transpose()?),
-        created_at: Set(now()),
+        entry: Set(row.entry),
+        change: Set(row.change),
+        created_at: Set(row.created_at),
         failure: NotSet,
     };
     outbox::Entity::insert(row)
         .exec_without_returning(txn)
         .await?;
     Ok(())
+}
+
+/// The columns of a new outbox row, whichever driver writes it.
+pub(super) struct Row {
+    pub(super) entry: Option<String>,
+    pub(super) change: Option<String>,
+    pub(super) created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Row {
+    /// Serialises a log entry and a change, either or both.
+    ///
+    /// # Errors
+    /// One of them does not serialise (a bug: they are plain data).
+    pub(super) fn new(
+        entry: Option<Unsealed>,
+        change: Option<Unnumbered>,
+    ) -> Result<Self, DbError> {
+        let text = |value: Result<String, serde_json::Error>| {
+            value.map_err(|e| DbError::Other(sea_orm::DbErr::Custom(format!("outbox row: {e}"))))
+        };
+        Ok(Self {
+            entry: entry.map(|e| text(serde_json::to_string(&e))).transpose()?,
+            change: change
+                .map(|c| text(serde_json::to_string(&c)))
+                .transpose()?,
+            created_at: now(),
+        })
+    }
 }
 
 /// One sealing pass: moves up to [`BATCH`] committed outbox rows into the
@@ -113,7 +138,13 @@ pub async fn seal(db: &DatabaseConnection) -> Result<usize, DbError> {
 /// A sealing pass over the oldest [`BATCH`] waiting rows, or over row `only`.
 async fn seal_rows(db: &DatabaseConnection, only: Option<i64>) -> Result<usize, DbError> {
     let owned = db.clone();
-    super::on_writer(db, async move { seal_pass(&owned, only).await }).await
+    super::on_writer(db, async move {
+        match super::embedded::of(&owned) {
+            Some(embedded) => embedded.seal(only).await,
+            None => seal_pass(&owned, only).await,
+        }
+    })
+    .await
 }
 
 async fn seal_pass(db: &DatabaseConnection, only: Option<i64>) -> Result<usize, DbError> {
@@ -132,7 +163,7 @@ async fn seal_pass(db: &DatabaseConnection, only: Option<i64>) -> Result<usize, 
     if let Some(id) = only {
         oldest.and_where(outbox::Column::Id.eq(id));
     }
-    let mut rows = outbox::Entity::delete_many()
+    let rows = outbox::Entity::delete_many()
         .filter(outbox::Column::Id.in_subquery(oldest))
         .exec_with_returning(txn)
         .await?;
@@ -140,60 +171,74 @@ async fn seal_pass(db: &DatabaseConnection, only: Option<i64>) -> Result<usize, 
         write.rollback().await?;
         return Ok(0);
     }
-    rows.sort_unstable_by_key(|r| r.id);
-    let taken = rows.len();
-    let mut entries = Vec::with_capacity(taken);
-    let mut changes = Vec::with_capacity(taken);
-    let mut unreadable = Vec::new();
-    let mut kept_in_line = 0;
-    let set_aside_before = now() - UNREADABLE_GRACE;
-    for row in rows {
-        match read(&row) {
-            Ok((entry, change)) => {
-                entries.extend(entry);
-                changes.extend(change);
-            }
-            Err(failure) if row.created_at < set_aside_before => {
-                tracing::error!(
-                    row = row.id,
-                    %failure,
-                    "an outbox row cannot be read and is set aside; its log entry and change \
-                     stay out of the log and the feed until `dostup log requeue`"
-                );
-                unreadable.push(back_in_outbox(row, Some(failure)));
-            }
-            Err(failure) => {
-                tracing::warn!(
-                    row = row.id,
-                    %failure,
-                    "an outbox row cannot be read by this release; it stays in line for one \
-                     that can, and is set aside if none does"
-                );
-                unreadable.push(back_in_outbox(row, None));
-                kept_in_line += 1;
-            }
-        }
-    }
-    if !unreadable.is_empty() {
+    let sorted = Sorted::out(rows);
+    if !sorted.back.is_empty() {
         // Back in the outbox under the same number.
-        outbox::Entity::insert_many(unreadable)
+        outbox::Entity::insert_many(sorted.back.into_iter().map(outbox::ActiveModel::from))
             .exec_without_returning(txn)
             .await?;
     }
-    super::audit_log::seal(txn, entries).await?;
-    super::changes::number(txn, changes).await?;
+    super::audit_log::seal(txn, sorted.entries).await?;
+    super::changes::number(txn, sorted.changes).await?;
     write.commit().await?;
-    Ok(taken - kept_in_line)
+    Ok(sorted.done)
 }
 
-/// `row` to write back into the outbox, set aside with `failure` if given.
-fn back_in_outbox(row: outbox::Model, failure: Option<String>) -> outbox::ActiveModel {
-    outbox::ActiveModel {
-        id: Set(row.id),
-        entry: Set(row.entry),
-        change: Set(row.change),
-        created_at: Set(row.created_at),
-        failure: Set(failure),
+/// The rows a pass took out of the outbox, sorted out.
+pub(super) struct Sorted {
+    /// Log entries to chain, in outbox order.
+    pub(super) entries: Vec<Unsealed>,
+    /// Changes to number, in outbox order.
+    pub(super) changes: Vec<Unnumbered>,
+    /// Rows that go back into the outbox: set aside, or still in line.
+    pub(super) back: Vec<outbox::Model>,
+    /// Rows taken out of line: sealed or set aside.
+    pub(super) done: usize,
+}
+
+impl Sorted {
+    /// Reads every row: a row that does not parse goes back, in line for
+    /// [`UNREADABLE_GRACE`] after it was written, set aside after that.
+    pub(super) fn out(mut rows: Vec<outbox::Model>) -> Self {
+        rows.sort_unstable_by_key(|r| r.id);
+        let mut sorted = Self {
+            entries: Vec::with_capacity(rows.len()),
+            changes: Vec::with_capacity(rows.len()),
+            back: Vec::new(),
+            done: rows.len(),
+        };
+        let set_aside_before = now() - UNREADABLE_GRACE;
+        for row in rows {
+            match read(&row) {
+                Ok((entry, change)) => {
+                    sorted.entries.extend(entry);
+                    sorted.changes.extend(change);
+                }
+                Err(failure) if row.created_at < set_aside_before => {
+                    tracing::error!(
+                        row = row.id,
+                        %failure,
+                        "an outbox row cannot be read and is set aside; its log entry and change \
+                         stay out of the log and the feed until `dostup log requeue`"
+                    );
+                    sorted.back.push(outbox::Model {
+                        failure: Some(failure),
+                        ..row
+                    });
+                }
+                Err(failure) => {
+                    tracing::warn!(
+                        row = row.id,
+                        %failure,
+                        "an outbox row cannot be read by this release; it stays in line for one \
+                         that can, and is set aside if none does"
+                    );
+                    sorted.back.push(row);
+                    sorted.done -= 1;
+                }
+            }
+        }
+        sorted
     }
 }
 
@@ -421,6 +466,9 @@ async fn recover(db: &DatabaseConnection) {
 /// [`DbError::MissingReference`]): under the order lock they mean the
 /// tables, not the row, are amiss.
 fn refused_for_its_data(backend: DbBackend, err: &DbError) -> bool {
+    if let DbError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) = err {
+        return matches!(failure.extended_code & 0xff, 18..=20);
+    }
     let DbError::Other(
         DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)),
     ) = err

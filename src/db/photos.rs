@@ -140,6 +140,9 @@ pub async fn of_audit(
     db: &DatabaseConnection,
     audit_id: Uuid,
 ) -> Result<Vec<photo::Model>, DbError> {
+    if let Some(embedded) = super::embedded::of(db) {
+        return embedded.photos(audit_id);
+    }
     Ok(photo::Entity::find()
         .filter(photo::Column::AuditId.eq(audit_id))
         .order_by_asc(photo::Column::CreatedAt)

@@ -269,6 +269,7 @@ impl From<DbError> for ApiError {
                 "a referenced record does not exist",
             ),
             DbError::Other(e) => Self::Internal(anyhow::Error::new(e).context("database")),
+            DbError::Sqlite(e) => Self::Internal(anyhow::Error::new(e).context("database")),
         }
     }
 }

@@ -1,0 +1,528 @@
+//! The embedded database's busiest statements, run where the request is.
+//!
+//! sqlx gives every SQLite connection a thread of its own, and each
+//! statement is a hand-off to that thread and back: two thread switches,
+//! and on a busy machine two waits to be scheduled. Reading an audit by its
+//! key takes SQLite a few microseconds, the hand-offs many times that; and
+//! a writer waits for them while it holds the database's only write lock,
+//! so every writer behind it waits too.
+//!
+//! This module keeps connections of its own to the same database file
+//! (rusqlite, on the SQLite library sqlx links) for the path that mobile
+//! clients drive and for the sealer that follows it:
+//! - reading an audit and its photos runs in place on the request's thread;
+//! - writing a batch of answers and its outbox row runs in place while
+//!   holding the writers' turn (see [`super::Write`]), from `BEGIN` to
+//!   `COMMIT` with nothing to wait for;
+//! - a sealing pass (see [`super::outbox`]) runs on the writer thread, also
+//!   in one go, and afterwards schedules a checkpoint off the turn, so that
+//!   no writer copies the write-ahead log back while the others wait.
+//!
+//! Each of these statements is bounded: a lookup by key, one row written,
+//! one batch of the outbox. Everything else goes through sea-orm; both sides
+//! see the same database, in WAL mode.
+//!
+//! It must stay the same as the sea-orm path it stands in for: the same
+//! rows, the same encodings (UUIDs as 16-byte blobs, timestamps as RFC 3339
+//! text, as sqlx writes them), the same outbox rows, log entries and
+//! changes. The PostgreSQL test run exercises the sea-orm path, the SQLite
+//! run this one, with the same tests. Only file databases take it; an
+//! in-memory one (not shared between connections) stays on sea-orm.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use sea_orm::{DatabaseConnection, DbBackend};
+use uuid::Uuid;
+
+use super::DbError;
+use super::audit_log::{Actor, HEAD_ID, chain_after, missing_head};
+use super::audits::{EDITABLE, Step};
+use super::changes::numbered_after;
+use super::entity::{audit, outbox as outbox_row, photo};
+use super::outbox;
+
+/// Idle connections kept per database; more are opened when requests need
+/// them, and closed when they come back to a full shelf.
+const IDLE: usize = 16;
+
+/// How long a statement waits for a lock another process holds (the
+/// command line sealing the log, say) before it fails, as on sea-orm's
+/// connections. Writers of this process queue for their turn instead.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often, at most, the write-ahead log is copied back into the
+/// database file while writes come in (see [`Embedded::checkpoint_soon`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Size of the write-ahead log, in pages, at which a writer on these
+/// connections copies it back itself: only when the background checkpoints
+/// fall behind (SQLite's default is 1,000 pages).
+const WRITER_CHECKPOINT_PAGES: u32 = 20_000;
+
+/// The connections to one database file.
+pub(super) struct Embedded {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    /// A checkpoint is scheduled or running.
+    checkpointing: AtomicBool,
+}
+
+/// The embedded path for `db`, or `None` when it does not apply
+/// (PostgreSQL, an in-memory SQLite database).
+pub(super) fn of(db: &DatabaseConnection) -> Option<Arc<Embedded>> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let options = db.get_sqlite_connection_pool().connect_options();
+    let path = options.get_filename();
+    if path == Path::new(":memory:") || path.as_os_str().is_empty() {
+        return None;
+    }
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Arc<Embedded>>>> = OnceLock::new();
+    let mut open = OPEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    Some(Arc::clone(open.entry(path.to_owned()).or_insert_with(
+        || {
+            Arc::new(Embedded {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+                checkpointing: AtomicBool::new(false),
+            })
+        },
+    )))
+}
+
+impl Embedded {
+    /// One audit by id.
+    ///
+    /// # Errors
+    /// Database failure, or a row that does not decode.
+    pub(super) fn audit(&self, id: Uuid) -> Result<Option<audit::Model>, DbError> {
+        self.with(|conn| {
+            conn.prepare_cached(&format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE id = ?1"))?
+                .query_row(params![id.as_bytes()], audit_row)
+                .optional()
+                .map_err(DbError::from)
+        })
+    }
+
+    /// The photos of an audit, oldest first.
+    ///
+    /// # Errors
+    /// Database failure, or a row that does not decode.
+    pub(super) fn photos(&self, audit_id: Uuid) -> Result<Vec<photo::Model>, DbError> {
+        self.with(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {PHOTO_COLUMNS} FROM photos WHERE audit_id = ?1 \
+                 ORDER BY created_at, id"
+            ))?
+            .query_map(params![audit_id.as_bytes()], photo_row)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(DbError::from)
+        })
+    }
+
+    /// Replaces the answers of the audit `before` describes, if it is still
+    /// at that version and editable, and records the step in the outbox, in
+    /// one transaction; `None` when another write got there first or the
+    /// status no longer allows edits.
+    ///
+    /// # Errors
+    /// Database failure; nothing is written then.
+    pub(super) async fn update_answers(
+        &self,
+        before: &audit::Model,
+        answers: String,
+        actor: &Actor,
+        detail: serde_json::Value,
+    ) -> Result<Option<audit::Model>, DbError> {
+        let turn = super::sqlite_turn().await;
+        let updated = self.with(|conn| {
+            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let updated = txn
+                .prepare_cached(&format!(
+                    "UPDATE audits SET version = version + 1, updated_at = ?1, answers = ?2 \
+                     WHERE id = ?3 AND version = ?4 AND status IN (?5, ?6) \
+                     RETURNING {AUDIT_COLUMNS}"
+                ))?
+                .query_row(
+                    params![
+                        timestamp(super::now()),
+                        answers,
+                        before.id.as_bytes(),
+                        before.version,
+                        EDITABLE[0].as_str(),
+                        EDITABLE[1].as_str(),
+                    ],
+                    audit_row,
+                )
+                .optional()?;
+            // Dropping the transaction without a commit rolls it back.
+            let Some(updated) = updated else {
+                return Ok(None);
+            };
+            let step = Step::new("audit.updated", "audit.answers_updated", before, &updated)
+                .detail(detail);
+            let (entry, change) = step.record(actor);
+            let row = outbox::Row::new(Some(entry), Some(change.into()))?;
+            txn.prepare_cached(
+                "INSERT INTO outbox (entry, change, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![row.entry, row.change, timestamp(row.created_at)])?;
+            txn.commit()?;
+            Ok(Some(updated))
+        })?;
+        drop(turn);
+        if updated.is_some() {
+            outbox::written();
+        }
+        Ok(updated)
+    }
+
+    /// One sealing pass (see [`outbox`]), the same as the sea-orm one: moves
+    /// up to [`outbox::BATCH`] committed outbox rows, or row `only`, into
+    /// the log and the feed; returns how many rows it took out of line.
+    ///
+    /// # Errors
+    /// Database failure; nothing is moved then.
+    pub(super) async fn seal(self: Arc<Self>, only: Option<i64>) -> Result<usize, DbError> {
+        let turn = super::sqlite_turn().await;
+        let done = self.with(|conn| {
+            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let rows = txn
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+                     WHERE failure IS NULL AND (?1 IS NULL OR id = ?1) ORDER BY id LIMIT ?2) \
+                     RETURNING id, entry, change, created_at, failure",
+                )?
+                .query_map(
+                    params![only, i64::try_from(outbox::BATCH).unwrap_or(i64::MAX)],
+                    outbox_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if rows.is_empty() {
+                return Ok(0);
+            }
+            let sorted = outbox::Sorted::out(rows);
+            let mut back = txn.prepare_cached(
+                "INSERT INTO outbox (id, entry, change, created_at, failure) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for row in &sorted.back {
+                back.execute(params![
+                    row.id,
+                    row.entry,
+                    row.change,
+                    timestamp(row.created_at),
+                    row.failure
+                ])?;
+            }
+            drop(back);
+            if !sorted.entries.is_empty() {
+                let (seq, hash) = txn
+                    .prepare_cached("SELECT seq, hash FROM audit_log_head WHERE id = ?1")?
+                    .query_row(params![HEAD_ID], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()?
+                    .ok_or_else(missing_head)?;
+                let (sealed, seq, hash) = chain_after(seq, hash, sorted.entries);
+                let mut insert = txn.prepare_cached(
+                    "INSERT INTO audit_log (seq, at, actor_id, actor_role, action, target_type, \
+                     target_id, region_code, sector, before_digest, after_digest, detail, \
+                     request_id, prev_hash, hash) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )?;
+                for e in &sealed {
+                    insert.execute(params![
+                        e.seq,
+                        timestamp(e.at),
+                        e.actor_id.map(Uuid::into_bytes),
+                        e.actor_role,
+                        e.action,
+                        e.target_type,
+                        e.target_id,
+                        e.region_code,
+                        e.sector,
+                        e.before_digest,
+                        e.after_digest,
+                        e.detail,
+                        e.request_id,
+                        e.prev_hash,
+                        e.hash,
+                    ])?;
+                }
+                drop(insert);
+                txn.prepare_cached("UPDATE audit_log_head SET seq = ?1, hash = ?2 WHERE id = ?3")?
+                    .execute(params![seq, hash, HEAD_ID])?;
+            }
+            if !sorted.changes.is_empty() {
+                let last: Option<i64> = txn
+                    .prepare_cached("SELECT MAX(seq) FROM changes")?
+                    .query_row([], |r| r.get(0))?;
+                let mut insert = txn.prepare_cached(
+                    "INSERT INTO changes (seq, kind, audit_id, owner_id, organisation_id, \
+                     region_code, sector, audit_status, payload, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                for c in numbered_after(last.unwrap_or(0), sorted.changes) {
+                    insert.execute(params![
+                        c.seq,
+                        c.kind,
+                        c.audit_id.map(Uuid::into_bytes),
+                        c.owner_id.map(Uuid::into_bytes),
+                        c.organisation_id.map(Uuid::into_bytes),
+                        c.region_code,
+                        c.sector,
+                        c.audit_status,
+                        c.payload,
+                        timestamp(c.created_at),
+                    ])?;
+                }
+            }
+            txn.commit()?;
+            Ok(sorted.done)
+        });
+        drop(turn);
+        if matches!(done, Ok(n) if n > 0) {
+            self.checkpoint_soon();
+        }
+        done
+    }
+
+    /// Copies the write-ahead log back into the database file shortly, on
+    /// a thread of its own, unless that is already scheduled. SQLite would
+    /// otherwise do it inside the commit that fills the log, with two
+    /// `fsync`s, while that writer holds the turn and every other writer
+    /// waits. A passive checkpoint lets writers go on meanwhile.
+    fn checkpoint_soon(self: Arc<Self>) {
+        if self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            let done = self.with(|conn| {
+                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    .map_err(DbError::from)
+            });
+            self.checkpointing.store(false, Ordering::Release);
+            if let Err(err) = done {
+                tracing::warn!(error = %err, "copying the write-ahead log into the database failed");
+            }
+        });
+    }
+
+    /// Runs `work` on an idle connection (or a new one) and puts it back.
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let result = work(&mut conn);
+        // A connection left inside a transaction (a failed `COMMIT`) is not
+        // reused.
+        if conn.is_autocommit() {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < IDLE {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // The same per-connection settings as sea-orm's (`db::connect`); the
+        // journal mode (WAL) is the file's own.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        Ok(conn)
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    /// As [`DbError`] from sea-orm's errors: unique and foreign-key
+    /// violations get their own variants.
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ffi;
+        if let rusqlite::Error::SqliteFailure(failure, message) = &err {
+            let message = message.clone().unwrap_or_else(|| failure.to_string());
+            match failure.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    return Self::Conflict(message);
+                }
+                ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return Self::MissingReference(message),
+                _ => {}
+            }
+        }
+        Self::Sqlite(err)
+    }
+}
+
+/// The columns of [`audit::Model`], in its order.
+const AUDIT_COLUMNS: &str = "id, site_id, institution_id, region_code, sector, created_by, \
+    organisation_id, status, methodology_id, methodology_version, release_hash, answers, version, \
+    create_fingerprint, started_at, submitted_at, revision, claimed_by, claimed_at, created_at, \
+    updated_at";
+
+fn audit_row(row: &Row<'_>) -> rusqlite::Result<audit::Model> {
+    Ok(audit::Model {
+        id: row.get::<_, Id>(0)?.0,
+        site_id: row.get::<_, Id>(1)?.0,
+        institution_id: row.get::<_, Id>(2)?.0,
+        region_code: row.get(3)?,
+        sector: row.get(4)?,
+        created_by: row.get::<_, Id>(5)?.0,
+        organisation_id: row.get::<_, Option<Id>>(6)?.map(|i| i.0),
+        status: row.get(7)?,
+        methodology_id: row.get(8)?,
+        methodology_version: row.get(9)?,
+        release_hash: row.get(10)?,
+        answers: row.get(11)?,
+        version: row.get(12)?,
+        create_fingerprint: row.get(13)?,
+        started_at: row.get::<_, Option<At>>(14)?.map(|a| a.0),
+        submitted_at: row.get::<_, Option<At>>(15)?.map(|a| a.0),
+        revision: row.get(16)?,
+        claimed_by: row.get::<_, Option<Id>>(17)?.map(|i| i.0),
+        claimed_at: row.get::<_, Option<At>>(18)?.map(|a| a.0),
+        created_at: row.get::<_, At>(19)?.0,
+        updated_at: row.get::<_, At>(20)?.0,
+    })
+}
+
+fn outbox_row(row: &Row<'_>) -> rusqlite::Result<outbox_row::Model> {
+    Ok(outbox_row::Model {
+        id: row.get(0)?,
+        entry: row.get(1)?,
+        change: row.get(2)?,
+        created_at: row.get::<_, At>(3)?.0,
+        failure: row.get(4)?,
+    })
+}
+
+/// The columns of [`photo::Model`], in its order.
+const PHOTO_COLUMNS: &str = "id, audit_id, item_key, sha256, content_type, byte_size, width, \
+    height, captured_at, gps_latitude, gps_longitude, device, flags, client_photo_id, \
+    uploaded_by, created_at, updated_at";
+
+fn photo_row(row: &Row<'_>) -> rusqlite::Result<photo::Model> {
+    Ok(photo::Model {
+        id: row.get::<_, Id>(0)?.0,
+        audit_id: row.get::<_, Id>(1)?.0,
+        item_key: row.get(2)?,
+        sha256: row.get(3)?,
+        content_type: row.get(4)?,
+        byte_size: row.get(5)?,
+        width: row.get(6)?,
+        height: row.get(7)?,
+        captured_at: row.get::<_, Option<At>>(8)?.map(|a| a.0),
+        gps_latitude: row.get(9)?,
+        gps_longitude: row.get(10)?,
+        device: row.get(11)?,
+        flags: row.get(12)?,
+        client_photo_id: row.get(13)?,
+        uploaded_by: row.get::<_, Id>(14)?.0,
+        created_at: row.get::<_, At>(15)?.0,
+        updated_at: row.get::<_, At>(16)?.0,
+    })
+}
+
+/// A UUID as sqlx stores it: 16 bytes (text is read too).
+struct Id(Uuid);
+
+impl FromSql for Id {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let parsed = match value {
+            ValueRef::Blob(bytes) => Uuid::from_slice(bytes),
+            ValueRef::Text(text) => Uuid::try_parse_ascii(text),
+            _ => return Err(FromSqlError::InvalidType),
+        };
+        parsed.map(Id).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// A timestamp as sqlx stores it: RFC 3339 text (SQLite's own
+/// `YYYY-MM-DD HH:MM:SS` form is read too).
+struct At(DateTime<Utc>);
+
+impl FromSql for At {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|_| {
+                NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
+            })
+            .map(At)
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// A timestamp as sqlx writes it, so that text comparisons in queries
+/// (`updated_at >= ?`) order both drivers' rows alike.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_written_as_sqlx_writes_them() {
+        let at = DateTime::parse_from_rfc3339("2026-12-03T09:31:49.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(timestamp(at), "2026-12-03T09:31:49.123456+00:00");
+        let whole = DateTime::parse_from_rfc3339("2026-12-03T09:31:49Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(timestamp(whole), "2026-12-03T09:31:49+00:00");
+    }
+
+    #[test]
+    fn timestamps_read_in_both_forms() {
+        let read = |text: &str| At::column_result(ValueRef::Text(text.as_bytes())).map(|a| a.0);
+        let expected = DateTime::parse_from_rfc3339("2026-12-03T09:31:49.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(read("2026-12-03T09:31:49.5+00:00").unwrap(), expected);
+        assert_eq!(read("2026-12-03 09:31:49.5").unwrap(), expected);
+        assert!(read("yesterday").is_err());
+    }
+
+    #[test]
+    fn ids_read_from_blobs_and_text() {
+        let id = Uuid::now_v7();
+        let blob = Id::column_result(ValueRef::Blob(id.as_bytes())).unwrap();
+        assert_eq!(blob.0, id);
+        let text = id.to_string();
+        let text = Id::column_result(ValueRef::Text(text.as_bytes())).unwrap();
+        assert_eq!(text.0, id);
+        assert!(Id::column_result(ValueRef::Blob(&[1, 2, 3])).is_err());
+        assert!(Id::column_result(ValueRef::Integer(7)).is_err());
+    }
+}
