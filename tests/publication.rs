@@ -164,24 +164,38 @@ fn lifts_9(to: &Path, note: &str) {
     std::fs::write(&lifts, bumped).unwrap();
 }
 
+/// Starts the service once on a new database in `dir`, then two replicas at
+/// the same moment whose `lifts` is at version 9.0.0 with the notes `a` and
+/// `b` (the same note, the same content); returns how each start went.
+async fn start_two_replicas_of_lifts_9(
+    dir: &Path,
+    a: &str,
+    b: &str,
+) -> (
+    anyhow::Result<dostup::AppState>,
+    anyhow::Result<dostup::AppState>,
+) {
+    let database = TestDatabase::create(dir).await;
+    let original = dir.join("original");
+    copy_checklists(&original);
+    build_state(settings(dir, &database, original))
+        .await
+        .unwrap();
+    let (first, second) = (dir.join("a"), dir.join("b"));
+    lifts_9(&first.join("checklists"), a);
+    lifts_9(&second.join("checklists"), b);
+    tokio::join!(
+        build_state(settings(&first, &database, first.join("checklists"))),
+        build_state(settings(&second, &database, second.join("checklists"))),
+    )
+}
+
 #[tokio::test]
 async fn replicas_starting_together_publish_a_new_version_once() {
     let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::create(dir.path()).await;
-    let original = dir.path().join("original");
-    copy_checklists(&original);
-    build_state(settings(dir.path(), &database, original))
-        .await
-        .unwrap();
-
-    // Two replicas of the new release start at the same moment.
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    lifts_9(&a.join("checklists"), "cabin size rechecked");
-    lifts_9(&b.join("checklists"), "cabin size rechecked");
-    let (first, second) = tokio::join!(
-        build_state(settings(&a, &database, a.join("checklists"))),
-        build_state(settings(&b, &database, b.join("checklists"))),
-    );
+    let (first, second) =
+        start_two_replicas_of_lifts_9(dir.path(), "cabin size rechecked", "cabin size rechecked")
+            .await;
     let (first, second) = (first.unwrap(), second.unwrap());
     assert_eq!(first.catalogs.release(), second.catalogs.release());
     assert_eq!(
@@ -198,21 +212,9 @@ async fn replicas_starting_together_publish_a_new_version_once() {
 #[tokio::test]
 async fn replicas_with_different_content_for_one_version_do_not_both_start() {
     let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::create(dir.path()).await;
-    let original = dir.path().join("original");
-    copy_checklists(&original);
-    build_state(settings(dir.path(), &database, original))
-        .await
-        .unwrap();
-
-    // Two replicas claim version 9.0.0 of `lifts` with different content.
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    lifts_9(&a.join("checklists"), "cabin size rechecked");
-    lifts_9(&b.join("checklists"), "door width rechecked");
-    let (first, second) = tokio::join!(
-        build_state(settings(&a, &database, a.join("checklists"))),
-        build_state(settings(&b, &database, b.join("checklists"))),
-    );
+    let (first, second) =
+        start_two_replicas_of_lifts_9(dir.path(), "cabin size rechecked", "door width rechecked")
+            .await;
     let refused = match (first, second) {
         (Ok(_), Err(err)) | (Err(err), Ok(_)) => format!("{err:#}"),
         (Ok(_), Ok(_)) => panic!("both replicas started with different content for lifts 9.0.0"),
