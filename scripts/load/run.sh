@@ -229,6 +229,9 @@ create_audits() { # writes "<id> 1" lines to $work/audits
 
 refresh_versions() { # re-reads each audit's version (ETag) after a warm-up
   local id _ etag
+  # wrk stops without waiting for its last answers: let the requests still
+  # in the server commit first, or the next run starts with a stale version.
+  sleep 1
   : >"$work/audits.new"
   while read -r id _; do
     etag="$(curl -sS --max-time 30 -o /dev/null -D - "$base/api/v1/audits/$id" "${auth[@]}" |
