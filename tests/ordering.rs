@@ -455,3 +455,36 @@ async fn a_minimal_answer_carries_the_version_and_the_verdict() {
     assert_eq!(body["code"], "version-mismatch");
     assert_eq!(body["current_version"], 4);
 }
+
+/// On the embedded database, written answers reach the database file itself
+/// within moments, not only its write-ahead log: a copy of the file alone
+/// (what a naive backup takes) holds them.
+#[tokio::test]
+async fn answers_reach_the_database_file_within_moments() {
+    let app = TestApp::spawn_demo().await;
+    if app.db.is_postgres() {
+        return;
+    }
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "").await;
+    let id = new_audit(&app, &token, &site).await;
+    common::flows::patch(&app, &token, &id, json!({"territory.path_width": 2.5})).await;
+
+    let file = app.dir.path().join("dostup.db");
+    let copies = tempfile::tempdir().unwrap();
+    let copy = copies.path().join("copy.db");
+    let audit_id = uuid::Uuid::parse_str(&id).unwrap();
+    eventually("a checkpoint into the database file", || {
+        std::fs::copy(&file, &copy).unwrap();
+        let answers: Option<String> = rusqlite::Connection::open(&copy)
+            .unwrap()
+            .query_row(
+                "SELECT answers FROM audits WHERE id = ?1",
+                [audit_id.as_bytes()],
+                |row| row.get(0),
+            )
+            .ok();
+        std::future::ready(answers.is_some_and(|a| a.contains("territory.path_width")))
+    })
+    .await;
+}

@@ -237,7 +237,7 @@ async fn update_answers_in_one_statement(
     actor: &Actor,
     detail: Json,
 ) -> Result<Option<audit::Model>, DbError> {
-    if !EDITABLE.iter().any(|s| s.as_str() == before.status) {
+    if !is_editable(before) {
         return Ok(None);
     }
     let after = audit::Model {
@@ -356,7 +356,15 @@ async fn submit_here(
     Ok(Some(updated))
 }
 
-pub(super) const EDITABLE: [AuditStatus; 2] = [AuditStatus::Draft, AuditStatus::Returned];
+const EDITABLE: [AuditStatus; 2] = [AuditStatus::Draft, AuditStatus::Returned];
+
+/// Whether the stored audit's status allows the volunteer's edits.
+pub(super) fn is_editable(audit: &audit::Model) -> bool {
+    audit
+        .status
+        .parse::<AuditStatus>()
+        .is_ok_and(AuditStatus::is_editable)
+}
 
 /// Bumps the version of the audit `before` describes and applies `set`, if
 /// the audit is still at that version and in one of `from`. On success the

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 use sea_orm::{DatabaseConnection, DbBackend};
@@ -43,7 +43,7 @@ use uuid::Uuid;
 
 use super::DbError;
 use super::audit_log::{Actor, HEAD_ID, chain_after, missing_head};
-use super::audits::{EDITABLE, Step};
+use super::audits::{Step, is_editable};
 use super::changes::numbered_after;
 use super::entity::{audit, outbox as outbox_row, photo};
 use super::outbox;
@@ -90,15 +90,16 @@ pub(super) fn of(db: &DatabaseConnection) -> Option<Arc<Embedded>> {
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    Some(Arc::clone(open.entry(path.to_owned()).or_insert_with(
-        || {
-            Arc::new(Embedded {
-                path: path.to_owned(),
-                idle: Mutex::new(Vec::new()),
-                checkpointing: AtomicBool::new(false),
-            })
-        },
-    )))
+    if let Some(embedded) = open.get(path) {
+        return Some(Arc::clone(embedded));
+    }
+    let embedded = Arc::new(Embedded {
+        path: path.to_owned(),
+        idle: Mutex::new(Vec::new()),
+        checkpointing: AtomicBool::new(false),
+    });
+    open.insert(path.to_owned(), Arc::clone(&embedded));
+    Some(embedded)
 }
 
 impl Embedded {
@@ -108,10 +109,14 @@ impl Embedded {
     /// Database failure, or a row that does not decode.
     pub(super) fn audit(&self, id: Uuid) -> Result<Option<audit::Model>, DbError> {
         self.with(|conn| {
-            conn.prepare_cached(&format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE id = ?1"))?
-                .query_row(params![id.as_bytes()], audit_row)
-                .optional()
-                .map_err(DbError::from)
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                audit_columns!(),
+                " FROM audits WHERE id = ?1"
+            ))?
+            .query_row(params![id.as_bytes()], audit_row)
+            .optional()
+            .map_err(DbError::from)
         })
     }
 
@@ -121,9 +126,10 @@ impl Embedded {
     /// Database failure, or a row that does not decode.
     pub(super) fn photos(&self, audit_id: Uuid) -> Result<Vec<photo::Model>, DbError> {
         self.with(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {PHOTO_COLUMNS} FROM photos WHERE audit_id = ?1 \
-                 ORDER BY created_at, id"
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                photo_columns!(),
+                " FROM photos WHERE audit_id = ?1 ORDER BY created_at, id"
             ))?
             .query_map(params![audit_id.as_bytes()], photo_row)?
             .collect::<rusqlite::Result<_>>()
@@ -145,14 +151,17 @@ impl Embedded {
         actor: &Actor,
         detail: serde_json::Value,
     ) -> Result<Option<audit::Model>, DbError> {
+        if !is_editable(before) {
+            return Ok(None);
+        }
         let turn = super::sqlite_turn().await;
         let updated = self.with(|conn| {
             let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let updated = txn
-                .prepare_cached(&format!(
+                .prepare_cached(concat!(
                     "UPDATE audits SET version = version + 1, updated_at = ?1, answers = ?2 \
-                     WHERE id = ?3 AND version = ?4 AND status IN (?5, ?6) \
-                     RETURNING {AUDIT_COLUMNS}"
+                     WHERE id = ?3 AND version = ?4 AND status = ?5 RETURNING ",
+                    audit_columns!()
                 ))?
                 .query_row(
                     params![
@@ -160,8 +169,7 @@ impl Embedded {
                         answers,
                         before.id.as_bytes(),
                         before.version,
-                        EDITABLE[0].as_str(),
-                        EDITABLE[1].as_str(),
+                        before.status,
                     ],
                     audit_row,
                 )
@@ -381,11 +389,16 @@ impl From<rusqlite::Error> for DbError {
     }
 }
 
-/// The columns of [`audit::Model`], in its order.
-const AUDIT_COLUMNS: &str = "id, site_id, institution_id, region_code, sector, created_by, \
-    organisation_id, status, methodology_id, methodology_version, release_hash, answers, version, \
-    create_fingerprint, started_at, submitted_at, revision, claimed_by, claimed_at, created_at, \
-    updated_at";
+/// The columns of [`audit::Model`], in its order (a macro, so that the
+/// statements are literals prepared without building a string each time).
+macro_rules! audit_columns {
+    () => {
+        "id, site_id, institution_id, region_code, sector, created_by, organisation_id, status, \
+         methodology_id, methodology_version, release_hash, answers, version, create_fingerprint, \
+         started_at, submitted_at, revision, claimed_by, claimed_at, created_at, updated_at"
+    };
+}
+use audit_columns;
 
 fn audit_row(row: &Row<'_>) -> rusqlite::Result<audit::Model> {
     Ok(audit::Model {
@@ -403,13 +416,13 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<audit::Model> {
         answers: row.get(11)?,
         version: row.get(12)?,
         create_fingerprint: row.get(13)?,
-        started_at: row.get::<_, Option<At>>(14)?.map(|a| a.0),
-        submitted_at: row.get::<_, Option<At>>(15)?.map(|a| a.0),
+        started_at: row.get(14)?,
+        submitted_at: row.get(15)?,
         revision: row.get(16)?,
         claimed_by: row.get::<_, Option<Id>>(17)?.map(|i| i.0),
-        claimed_at: row.get::<_, Option<At>>(18)?.map(|a| a.0),
-        created_at: row.get::<_, At>(19)?.0,
-        updated_at: row.get::<_, At>(20)?.0,
+        claimed_at: row.get(18)?,
+        created_at: row.get(19)?,
+        updated_at: row.get(20)?,
     })
 }
 
@@ -418,15 +431,20 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<outbox_row::Model> {
         id: row.get(0)?,
         entry: row.get(1)?,
         change: row.get(2)?,
-        created_at: row.get::<_, At>(3)?.0,
+        created_at: row.get(3)?,
         failure: row.get(4)?,
     })
 }
 
 /// The columns of [`photo::Model`], in its order.
-const PHOTO_COLUMNS: &str = "id, audit_id, item_key, sha256, content_type, byte_size, width, \
-    height, captured_at, gps_latitude, gps_longitude, device, flags, client_photo_id, \
-    uploaded_by, created_at, updated_at";
+macro_rules! photo_columns {
+    () => {
+        "id, audit_id, item_key, sha256, content_type, byte_size, width, height, captured_at, \
+         gps_latitude, gps_longitude, device, flags, client_photo_id, uploaded_by, created_at, \
+         updated_at"
+    };
+}
+use photo_columns;
 
 fn photo_row(row: &Row<'_>) -> rusqlite::Result<photo::Model> {
     Ok(photo::Model {
@@ -438,15 +456,15 @@ fn photo_row(row: &Row<'_>) -> rusqlite::Result<photo::Model> {
         byte_size: row.get(5)?,
         width: row.get(6)?,
         height: row.get(7)?,
-        captured_at: row.get::<_, Option<At>>(8)?.map(|a| a.0),
+        captured_at: row.get(8)?,
         gps_latitude: row.get(9)?,
         gps_longitude: row.get(10)?,
         device: row.get(11)?,
         flags: row.get(12)?,
         client_photo_id: row.get(13)?,
         uploaded_by: row.get::<_, Id>(14)?.0,
-        created_at: row.get::<_, At>(15)?.0,
-        updated_at: row.get::<_, At>(16)?.0,
+        created_at: row.get(15)?,
+        updated_at: row.get(16)?,
     })
 }
 
@@ -464,25 +482,10 @@ impl FromSql for Id {
     }
 }
 
-/// A timestamp as sqlx stores it: RFC 3339 text (SQLite's own
-/// `YYYY-MM-DD HH:MM:SS` form is read too).
-struct At(DateTime<Utc>);
-
-impl FromSql for At {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let text = value.as_str()?;
-        DateTime::parse_from_rfc3339(text)
-            .map(|t| t.with_timezone(&Utc))
-            .or_else(|_| {
-                NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
-            })
-            .map(At)
-            .map_err(|e| FromSqlError::Other(Box::new(e)))
-    }
-}
-
 /// A timestamp as sqlx writes it, so that text comparisons in queries
-/// (`updated_at >= ?`) order both drivers' rows alike.
+/// (`updated_at >= ?`) order both drivers' rows alike. (rusqlite's own
+/// writes a space for the `T`; its reading takes both, and SQLite's
+/// `YYYY-MM-DD HH:MM:SS`.)
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
@@ -505,7 +508,7 @@ mod tests {
 
     #[test]
     fn timestamps_read_in_both_forms() {
-        let read = |text: &str| At::column_result(ValueRef::Text(text.as_bytes())).map(|a| a.0);
+        let read = |text: &str| DateTime::<Utc>::column_result(ValueRef::Text(text.as_bytes()));
         let expected = DateTime::parse_from_rfc3339("2026-12-03T09:31:49.5Z")
             .unwrap()
             .with_timezone(&Utc);

@@ -244,19 +244,19 @@ impl Sorted {
 
 /// The log entry and the change of an outbox row, or why they cannot be read.
 fn read(row: &outbox::Model) -> Result<(Option<Unsealed>, Option<Unnumbered>), String> {
-    let entry = row
-        .entry
-        .as_deref()
-        .map(serde_json::from_str::<Unsealed>)
+    Ok((
+        parse(row.entry.as_deref(), "log entry")?,
+        parse(row.change.as_deref(), "change")?,
+    ))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    text: Option<&str>,
+    what: &str,
+) -> Result<Option<T>, String> {
+    text.map(serde_json::from_str)
         .transpose()
-        .map_err(|e| format!("unreadable log entry: {e}"))?;
-    let change = row
-        .change
-        .as_deref()
-        .map(serde_json::from_str::<Unnumbered>)
-        .transpose()
-        .map_err(|e| format!("unreadable change: {e}"))?;
-    Ok((entry, change))
+        .map_err(|e| format!("unreadable {what}: {e}"))
 }
 
 /// The numbers of the oldest and the newest rows waiting in line.
