@@ -654,6 +654,126 @@ async fn idempotency_keys_replay_instead_of_repeating() {
     assert_eq!(headers["idempotent-replayed"], "true");
 }
 
+/// The life of one key as the service sees it, on whichever path the
+/// database takes: claimed once among concurrent requests, replayed once
+/// complete, refused for another request, and free again after a server
+/// error, an abandoned request, or its retention.
+#[tokio::test]
+async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
+    use dostup::db::entity::idempotency_key;
+    use dostup::db::idempotency::{self, Claim};
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    let user = Uuid::now_v7();
+    let age = async |key: &str, column: idempotency_key::Column, hours: i64| {
+        idempotency_key::Entity::update_many()
+            .col_expr(
+                column,
+                Expr::value(chrono::Utc::now() - chrono::Duration::hours(hours)),
+            )
+            .filter(idempotency_key::Column::UserId.eq(user))
+            .filter(idempotency_key::Column::Key.eq(key))
+            .exec(db)
+            .await
+            .unwrap();
+    };
+
+    // Sixteen phones' retries at once: exactly one runs the request.
+    let claims = futures_util::future::join_all(
+        (0..16).map(|_| idempotency::claim(db, user, "batch", "hash-1")),
+    )
+    .await;
+    let fresh = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(Claim::Fresh)))
+        .count();
+    let running = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(Claim::InProgress)))
+        .count();
+    assert_eq!((fresh, running), (1, 15), "{claims:?}");
+    assert!(matches!(
+        idempotency::claim(db, user, "batch", "hash-2")
+            .await
+            .unwrap(),
+        Claim::Mismatch
+    ));
+
+    idempotency::complete(db, user, "batch", 200, "{}".into(), "answer".into())
+        .await
+        .unwrap();
+    match idempotency::claim(db, user, "batch", "hash-1")
+        .await
+        .unwrap()
+    {
+        Claim::Replay { status, body, .. } => assert_eq!((status, body.as_str()), (200, "answer")),
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    // A key of another user is another key.
+    assert!(matches!(
+        idempotency::claim(db, Uuid::now_v7(), "batch", "hash-2")
+            .await
+            .unwrap(),
+        Claim::Fresh
+    ));
+
+    // Past its retention the key serves a new request, and the old answer
+    // is gone with it.
+    age("batch", idempotency_key::Column::CreatedAt, 25).await;
+    assert!(matches!(
+        idempotency::claim(db, user, "batch", "hash-3")
+            .await
+            .unwrap(),
+        Claim::Fresh
+    ));
+    let row = idempotency_key::Entity::find_by_id((user, "batch".to_owned()))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.request_hash, "hash-3");
+    assert_eq!((row.status_code, row.response_body), (None, None));
+
+    // A request that never finished (its replica died) frees the key after
+    // a while; a finished one does not.
+    assert!(matches!(
+        idempotency::claim(db, user, "batch", "hash-3")
+            .await
+            .unwrap(),
+        Claim::InProgress
+    ));
+    age("batch", idempotency_key::Column::UpdatedAt, 1).await;
+    assert!(matches!(
+        idempotency::claim(db, user, "batch", "hash-4")
+            .await
+            .unwrap(),
+        Claim::Fresh
+    ));
+
+    // A server error releases the key: the retry runs again.
+    idempotency::release(db, user, "batch").await.unwrap();
+    assert!(matches!(
+        idempotency::claim(db, user, "batch", "hash-5")
+            .await
+            .unwrap(),
+        Claim::Fresh
+    ));
+
+    // Housekeeping removes only keys past their retention.
+    assert!(matches!(
+        idempotency::claim(db, user, "old", "hash-1").await.unwrap(),
+        Claim::Fresh
+    ));
+    age("old", idempotency_key::Column::CreatedAt, 25).await;
+    assert_eq!(idempotency::sweep(db).await.unwrap(), 1);
+    let left = idempotency_key::Entity::find().all(db).await.unwrap();
+    let mut keys: Vec<_> = left.iter().map(|k| k.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["batch", "batch"]);
+}
+
 #[tokio::test]
 async fn a_complete_audit_is_submitted_and_then_read_only() {
     let app = TestApp::spawn_demo().await;

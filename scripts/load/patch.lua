@@ -13,6 +13,9 @@
 --   DOSTUP_LOAD_LABEL   optional: label of that row (e.g. the database)
 --   DOSTUP_LOAD_PREFER  optional: a Prefer header to send (e.g. return=minimal)
 --   DOSTUP_LOAD_WORKLOAD optional: workload name in the result row (default patch)
+--   DOSTUP_LOAD_KEY_PREFIX optional: send an Idempotency-Key on every request,
+--                       unique per request: "<prefix>-<audit-id>-<n>", as a
+--                       phone does; use a new prefix for every run
 
 local script_dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local report = dofile(script_dir .. "report.lua")
@@ -59,6 +62,7 @@ end
 local token = os.getenv("DOSTUP_LOAD_TOKEN") or error("DOSTUP_LOAD_TOKEN is not set")
 local path, headers
 local sent = 0
+local key_prefix = os.getenv("DOSTUP_LOAD_KEY_PREFIX")
 ok, stale, other = 0, 0, 0
 
 function init(args)
@@ -71,6 +75,9 @@ function init(args)
   if prefer and prefer ~= "" then
     headers["Prefer"] = prefer
   end
+  if key_prefix == "" then
+    key_prefix = nil
+  end
 end
 
 function request()
@@ -80,6 +87,9 @@ function request()
     '{"answers":{"territory.parking_total":%d,"territory.path_width":%.1f}}',
     sent % 50, 1.5 + (sent % 20) / 10)
   headers["If-Match"] = '"' .. version .. '"'
+  if key_prefix then
+    headers["Idempotency-Key"] = key_prefix .. "-" .. audit_id .. "-" .. sent
+  end
   return wrk.format("PATCH", path, headers, body)
 end
 

@@ -21,24 +21,26 @@ pub async fn upsert_region(
     name: &str,
 ) -> Result<region::Model, DbError> {
     let ts = now();
-    if let Some(existing) = region::Entity::find_by_id(code.as_str()).one(db).await? {
-        if existing.name == name {
-            return Ok(existing);
+    let upserted = super::write_alone(db, async |txn| {
+        if let Some(existing) = region::Entity::find_by_id(code.as_str()).one(txn).await? {
+            if existing.name == name {
+                return Ok(existing);
+            }
+            let mut active: region::ActiveModel = existing.into();
+            active.name = Set(name.to_owned());
+            active.updated_at = Set(ts);
+            return region::Entity::update(active).exec(txn).await;
         }
-        let mut active: region::ActiveModel = existing.into();
-        active.name = Set(name.to_owned());
-        active.updated_at = Set(ts);
-        return Ok(region::Entity::update(active).exec(db).await?);
-    }
-    let model = region::ActiveModel {
-        code: Set(code.as_str().to_owned()),
-        name: Set(name.to_owned()),
-        created_at: Set(ts),
-        updated_at: Set(ts),
-    };
-    Ok(region::Entity::insert(model)
-        .exec_with_returning(db)
-        .await?)
+        let model = region::ActiveModel {
+            code: Set(code.as_str().to_owned()),
+            name: Set(name.to_owned()),
+            created_at: Set(ts),
+            updated_at: Set(ts),
+        };
+        region::Entity::insert(model).exec_with_returning(txn).await
+    })
+    .await?;
+    Ok(upserted)
 }
 
 /// All regions, by code.
@@ -78,9 +80,12 @@ pub async fn create_organisation(
         created_at: Set(ts),
         updated_at: Set(ts),
     };
-    Ok(organisation::Entity::insert(model)
-        .exec_with_returning(db)
-        .await?)
+    Ok(super::write_alone(db, async |txn| {
+        organisation::Entity::insert(model)
+            .exec_with_returning(txn)
+            .await
+    })
+    .await?)
 }
 
 /// One organisation by id.
@@ -157,9 +162,12 @@ pub async fn create_institution(
         created_at: Set(ts),
         updated_at: Set(ts),
     };
-    Ok(institution::Entity::insert(model)
-        .exec_with_returning(db)
-        .await?)
+    Ok(super::write_alone(db, async |txn| {
+        institution::Entity::insert(model)
+            .exec_with_returning(txn)
+            .await
+    })
+    .await?)
 }
 
 /// Filters for listing institutions; all optional and combined with AND.
@@ -258,7 +266,10 @@ pub async fn create_site(db: &DatabaseConnection, new: NewSite) -> Result<site::
         created_at: Set(ts),
         updated_at: Set(ts),
     };
-    Ok(site::Entity::insert(model).exec_with_returning(db).await?)
+    Ok(super::write_alone(db, async |txn| {
+        site::Entity::insert(model).exec_with_returning(txn).await
+    })
+    .await?)
 }
 
 /// A page of the sites of one institution.

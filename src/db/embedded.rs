@@ -14,6 +14,9 @@
 //! - writing a batch of answers and its outbox row runs in place while
 //!   holding the writers' turn (see [`super::Write`]), from `BEGIN` to
 //!   `COMMIT` with nothing to wait for;
+//! - claiming an `Idempotency-Key` and storing the response for replay
+//!   (see [`super::idempotency`]) run in place in the turn as well, since
+//!   phones send a key with every batch;
 //! - a sealing pass (see [`super::outbox`]) runs on the writer thread, also
 //!   in one go, and afterwards schedules a checkpoint off the turn, so that
 //!   no writer copies the write-ahead log back while the others wait.
@@ -45,7 +48,8 @@ use super::DbError;
 use super::audit_log::{Actor, HEAD_ID, chain_after, missing_head};
 use super::audits::{Step, is_editable};
 use super::changes::numbered_after;
-use super::entity::{audit, outbox as outbox_row, photo};
+use super::entity::{audit, idempotency_key, outbox as outbox_row, photo};
+use super::idempotency::{self, Claim};
 use super::outbox;
 
 /// Idle connections kept per database; more are opened when requests need
@@ -194,6 +198,100 @@ impl Embedded {
             outbox::written();
         }
         Ok(updated)
+    }
+
+    /// [`idempotency::claim`] in one transaction: inserts the key's row,
+    /// or judges the stored one and takes it over if it may.
+    ///
+    /// # Errors
+    /// Database failure; nothing is written then.
+    pub(super) async fn claim_key(
+        &self,
+        user: Uuid,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Claim, DbError> {
+        let turn = super::sqlite_turn().await;
+        let claim = self.with(|conn| {
+            let now = super::now();
+            let ts = timestamp(now);
+            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let inserted = txn
+                .prepare_cached(
+                    "INSERT INTO idempotency_keys (user_id, \"key\", request_hash, created_at, \
+                     updated_at) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![user.as_bytes(), key, request_hash, ts])?;
+            if inserted == 1 {
+                txn.commit()?;
+                return Ok(Claim::Fresh);
+            }
+            let existing = txn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    key_columns!(),
+                    " FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2"
+                ))?
+                .query_row(params![user.as_bytes(), key], key_row)?;
+            if let Some(claim) = idempotency::judge(existing, request_hash, now) {
+                return Ok(claim);
+            }
+            txn.prepare_cached(
+                "UPDATE idempotency_keys SET request_hash = ?3, status_code = NULL, \
+                 response_headers = NULL, response_body = NULL, created_at = ?4, \
+                 updated_at = ?4 WHERE user_id = ?1 AND \"key\" = ?2",
+            )?
+            .execute(params![user.as_bytes(), key, request_hash, ts])?;
+            txn.commit()?;
+            Ok(Claim::Fresh)
+        });
+        drop(turn);
+        claim
+    }
+
+    /// [`idempotency::complete`]: stores the response of a claimed key.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub(super) async fn complete_key(
+        &self,
+        user: Uuid,
+        key: &str,
+        status: u16,
+        headers: &str,
+        body: &str,
+    ) -> Result<(), DbError> {
+        let _turn = super::sqlite_turn().await;
+        self.with(|conn| {
+            conn.prepare_cached(
+                "UPDATE idempotency_keys SET status_code = ?3, response_headers = ?4, \
+                 response_body = ?5, updated_at = ?6 WHERE user_id = ?1 AND \"key\" = ?2",
+            )?
+            .execute(params![
+                user.as_bytes(),
+                key,
+                status,
+                headers,
+                body,
+                timestamp(super::now())
+            ])?;
+            Ok(())
+        })
+    }
+
+    /// [`idempotency::release`]: frees a claimed key.
+    ///
+    /// # Errors
+    /// Database failure.
+    pub(super) async fn release_key(&self, user: Uuid, key: &str) -> Result<(), DbError> {
+        let _turn = super::sqlite_turn().await;
+        self.with(|conn| {
+            conn.prepare_cached(
+                "DELETE FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2",
+            )?
+            .execute(params![user.as_bytes(), key])?;
+            Ok(())
+        })
     }
 
     /// One sealing pass (see [`outbox`]), the same as the sea-orm one: moves
@@ -433,6 +531,28 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<outbox_row::Model> {
         change: row.get(2)?,
         created_at: row.get(3)?,
         failure: row.get(4)?,
+    })
+}
+
+/// The columns of [`idempotency_key::Model`], in its order.
+macro_rules! key_columns {
+    () => {
+        "user_id, \"key\", request_hash, status_code, response_headers, response_body, created_at, \
+         updated_at"
+    };
+}
+use key_columns;
+
+fn key_row(row: &Row<'_>) -> rusqlite::Result<idempotency_key::Model> {
+    Ok(idempotency_key::Model {
+        user_id: row.get::<_, Id>(0)?.0,
+        key: row.get(1)?,
+        request_hash: row.get(2)?,
+        status_code: row.get(3)?,
+        response_headers: row.get(4)?,
+        response_body: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
     })
 }
 

@@ -1,8 +1,13 @@
 //! Stored responses for `Idempotency-Key`. The first request with a key
 //! claims it by inserting a row (the primary key makes concurrent claims
 //! exclusive), then stores its response; retries replay that response.
+//!
+//! Every keyed request writes twice, so on the embedded database these
+//! writes run on its own connections in the writers' turn (see
+//! [`super::embedded`]), like the answer write they usually wrap: a write
+//! outside the turn would meet a writer inside it in SQLite's busy handler.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
@@ -43,6 +48,9 @@ pub async fn claim(
     key: &str,
     request_hash: &str,
 ) -> Result<Claim, DbError> {
+    if let Some(embedded) = super::embedded::of(db) {
+        return embedded.claim_key(user, key, request_hash).await;
+    }
     let ts = now();
     let row = idempotency_key::ActiveModel {
         user_id: Set(user),
@@ -70,36 +78,59 @@ pub async fn claim(
         // Released between our insert and read: the key is free again.
         return Box::pin(claim(db, user, key, request_hash)).await;
     };
+    let seen_at = existing.updated_at;
+    if let Some(claim) = judge(existing, request_hash, ts) {
+        return Ok(claim);
+    }
+    let taken = idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::RequestHash,
+            Expr::value(request_hash),
+        )
+        .col_expr(
+            idempotency_key::Column::StatusCode,
+            Expr::value(Option::<i32>::None),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseHeaders,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseBody,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(idempotency_key::Column::CreatedAt, Expr::value(ts))
+        .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(ts))
+        .filter(idempotency_key::Column::UserId.eq(user))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .filter(idempotency_key::Column::UpdatedAt.eq(seen_at))
+        .exec(db)
+        .await?;
+    Ok(if taken.rows_affected == 1 {
+        Claim::Fresh
+    } else {
+        Claim::InProgress
+    })
+}
+
+/// What the stored row of a key means for a new request with
+/// `request_hash` at `ts`; `None` when the row may be taken over: it is past
+/// its retention, or its request was abandoned unfinished.
+pub(super) fn judge(
+    existing: idempotency_key::Model,
+    request_hash: &str,
+    ts: DateTime<Utc>,
+) -> Option<Claim> {
     let expired = existing.created_at < ts - Duration::hours(RETENTION_HOURS);
     let abandoned = existing.status_code.is_none()
         && existing.updated_at < ts - Duration::seconds(ABANDONED_AFTER_SECS);
     if expired || abandoned {
-        let taken = idempotency_key::Entity::update_many()
-            .col_expr(
-                idempotency_key::Column::RequestHash,
-                Expr::value(request_hash),
-            )
-            .col_expr(
-                idempotency_key::Column::StatusCode,
-                Expr::value(Option::<i32>::None),
-            )
-            .col_expr(idempotency_key::Column::CreatedAt, Expr::value(ts))
-            .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(ts))
-            .filter(idempotency_key::Column::UserId.eq(user))
-            .filter(idempotency_key::Column::Key.eq(key))
-            .filter(idempotency_key::Column::UpdatedAt.eq(existing.updated_at))
-            .exec(db)
-            .await?;
-        return Ok(if taken.rows_affected == 1 {
-            Claim::Fresh
-        } else {
-            Claim::InProgress
-        });
+        return None;
     }
     if existing.request_hash != request_hash {
-        return Ok(Claim::Mismatch);
+        return Some(Claim::Mismatch);
     }
-    Ok(match existing.status_code {
+    Some(match existing.status_code {
         None => Claim::InProgress,
         Some(status) => Claim::Replay {
             status: u16::try_from(status).unwrap_or(500),
@@ -121,6 +152,11 @@ pub async fn complete(
     headers: String,
     body: String,
 ) -> Result<(), DbError> {
+    if let Some(embedded) = super::embedded::of(db) {
+        return embedded
+            .complete_key(user, key, status, &headers, &body)
+            .await;
+    }
     idempotency_key::Entity::update_many()
         .col_expr(
             idempotency_key::Column::StatusCode,
@@ -145,6 +181,9 @@ pub async fn complete(
 /// # Errors
 /// Database failure.
 pub async fn release(db: &DatabaseConnection, user: Uuid, key: &str) -> Result<(), DbError> {
+    if let Some(embedded) = super::embedded::of(db) {
+        return embedded.release_key(user, key).await;
+    }
     idempotency_key::Entity::delete_many()
         .filter(idempotency_key::Column::UserId.eq(user))
         .filter(idempotency_key::Column::Key.eq(key))
@@ -159,9 +198,8 @@ pub async fn release(db: &DatabaseConnection, user: Uuid, key: &str) -> Result<(
 /// Database failure.
 pub async fn sweep(db: &DatabaseConnection) -> Result<u64, DbError> {
     let cutoff = now() - Duration::hours(RETENTION_HOURS);
-    let result = idempotency_key::Entity::delete_many()
-        .filter(idempotency_key::Column::CreatedAt.lt(cutoff))
-        .exec(db)
-        .await?;
+    let delete = idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::CreatedAt.lt(cutoff));
+    let result = super::write_alone(db, async |txn| delete.exec(txn).await).await?;
     Ok(result.rows_affected)
 }

@@ -117,6 +117,24 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<Write, DbErr> {
     Ok(Write { txn, _turn: turn })
 }
 
+/// Runs `statement`, one write on its own, as a [`Write`], so that on
+/// SQLite it waits its turn like every other writer. Written in autocommit
+/// instead, it would take SQLite's write lock between two writers of the
+/// queue, and the next one would wait for it in SQLite's busy handler, in
+/// sleeps of milliseconds, while holding the turn.
+///
+/// # Errors
+/// The statement's, or the commit's; nothing is written then.
+pub(super) async fn write_alone<T>(
+    db: &DatabaseConnection,
+    statement: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, DbErr>,
+) -> Result<T, DbErr> {
+    let write = begin_write(db).await?;
+    let done = statement(&write).await?;
+    write.commit().await?;
+    Ok(done)
+}
+
 /// Waits for the SQLite writers' turn, for a write that does not go
 /// through [`begin_write`] (see [`embedded`]).
 pub(super) async fn sqlite_turn() -> tokio::sync::MutexGuard<'static, ()> {

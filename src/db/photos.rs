@@ -193,9 +193,12 @@ pub async fn create_upload(
     row: upload::Model,
 ) -> Result<upload::Model, DbError> {
     let active = upload::ActiveModel::from(row).reset_all();
-    Ok(upload::Entity::insert(active)
-        .exec_with_returning(db)
-        .await?)
+    Ok(super::write_alone(db, async |txn| {
+        upload::Entity::insert(active)
+            .exec_with_returning(txn)
+            .await
+    })
+    .await?)
 }
 
 /// One upload.
@@ -219,13 +222,12 @@ pub async fn advance_upload(
     from: i64,
     to: i64,
 ) -> Result<bool, DbError> {
-    let result = upload::Entity::update_many()
+    let update = upload::Entity::update_many()
         .col_expr(upload::Column::Offset, Expr::value(to))
         .col_expr(upload::Column::UpdatedAt, Expr::value(now()))
         .filter(upload::Column::Id.eq(id))
-        .filter(upload::Column::Offset.eq(from))
-        .exec(db)
-        .await?;
+        .filter(upload::Column::Offset.eq(from));
+    let result = super::write_alone(db, async |txn| update.exec(txn).await).await?;
     Ok(result.rows_affected == 1)
 }
 
@@ -238,12 +240,11 @@ pub async fn finish_upload(
     id: Uuid,
     photo_id: Uuid,
 ) -> Result<(), DbError> {
-    upload::Entity::update_many()
+    let update = upload::Entity::update_many()
         .col_expr(upload::Column::PhotoId, Expr::value(photo_id))
         .col_expr(upload::Column::UpdatedAt, Expr::value(now()))
-        .filter(upload::Column::Id.eq(id))
-        .exec(db)
-        .await?;
+        .filter(upload::Column::Id.eq(id));
+    super::write_alone(db, async |txn| update.exec(txn).await).await?;
     Ok(())
 }
 
@@ -252,7 +253,10 @@ pub async fn finish_upload(
 /// # Errors
 /// Database failure.
 pub async fn delete_upload(db: &DatabaseConnection, id: Uuid) -> Result<(), DbError> {
-    upload::Entity::delete_by_id(id).exec(db).await?;
+    super::write_alone(db, async |txn| {
+        upload::Entity::delete_by_id(id).exec(txn).await
+    })
+    .await?;
     Ok(())
 }
 

@@ -33,7 +33,10 @@ pub async fn insert(
         created_at: Set(ts),
         updated_at: Set(ts),
     };
-    refresh_token::Entity::insert(model).exec(db).await?;
+    super::write_alone(db, async |txn| {
+        refresh_token::Entity::insert(model).exec(txn).await
+    })
+    .await?;
     Ok(())
 }
 
@@ -58,14 +61,13 @@ pub async fn find_by_hash(
 /// Database failure.
 pub async fn mark_used(db: &DatabaseConnection, id: Uuid) -> Result<bool, DbError> {
     let ts = now();
-    let result = refresh_token::Entity::update_many()
+    let update = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(ts))
         .col_expr(refresh_token::Column::UpdatedAt, Expr::value(ts))
         .filter(refresh_token::Column::Id.eq(id))
         .filter(refresh_token::Column::UsedAt.is_null())
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
+        .filter(refresh_token::Column::RevokedAt.is_null());
+    let result = super::write_alone(db, async |txn| update.exec(txn).await).await?;
     Ok(result.rows_affected == 1)
 }
 
@@ -75,12 +77,11 @@ pub async fn mark_used(db: &DatabaseConnection, id: Uuid) -> Result<bool, DbErro
 /// Database failure.
 pub async fn revoke_family(db: &DatabaseConnection, family_id: Uuid) -> Result<u64, DbError> {
     let ts = now();
-    let result = refresh_token::Entity::update_many()
+    let update = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(ts))
         .col_expr(refresh_token::Column::UpdatedAt, Expr::value(ts))
         .filter(refresh_token::Column::FamilyId.eq(family_id))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
+        .filter(refresh_token::Column::RevokedAt.is_null());
+    let result = super::write_alone(db, async |txn| update.exec(txn).await).await?;
     Ok(result.rows_affected)
 }

@@ -44,7 +44,10 @@ pub async fn create_user(db: &DatabaseConnection, new: NewUser) -> Result<user::
         created_at: Set(ts),
         updated_at: Set(ts),
     };
-    Ok(user::Entity::insert(model).exec_with_returning(db).await?)
+    Ok(super::write_alone(db, async |txn| {
+        user::Entity::insert(model).exec_with_returning(txn).await
+    })
+    .await?)
 }
 
 /// A user by normalised email.
