@@ -662,7 +662,7 @@ async fn idempotency_keys_replay_instead_of_repeating() {
 async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     use dostup::db::entity::idempotency_key;
     use dostup::db::idempotency::{self, Claim};
-    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+    use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter, sea_query::Expr};
 
     let app = TestApp::spawn().await;
     let db = &app.state.db;
@@ -701,14 +701,19 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
         Claim::Mismatch
     ));
 
-    idempotency::complete(db, user, "batch", 200, "{}".into(), "answer".into())
+    // The stored answer comes back byte for byte, however it is kept.
+    let answer = json!({"rules": vec![json!({"ru": "Пандус", "en": "Ramp"}); 500]}).to_string();
+    idempotency::complete(db, user, "batch", 200, "{}".into(), answer.as_bytes())
         .await
         .unwrap();
     match idempotency::claim(db, user, "batch", "hash-1")
         .await
         .unwrap()
     {
-        Claim::Replay { status, body, .. } => assert_eq!((status, body.as_str()), (200, "answer")),
+        Claim::Replay { status, body, .. } => {
+            assert_eq!(status, 200);
+            assert_eq!(String::from_utf8(body).unwrap(), answer);
+        }
         other => panic!("expected a replay, got {other:?}"),
     }
     // A key of another user is another key.
@@ -734,7 +739,8 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
         .unwrap()
         .unwrap();
     assert_eq!(row.request_hash, "hash-3");
-    assert_eq!((row.status_code, row.response_body), (None, None));
+    assert_eq!(row.status_code, None);
+    assert_eq!((row.response_body, row.response_deflated), (None, None));
 
     // A request that never finished (its replica died) frees the key after
     // a while; a finished one does not.
@@ -761,17 +767,56 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
         Claim::Fresh
     ));
 
-    // Housekeeping removes only keys past their retention.
-    assert!(matches!(
-        idempotency::claim(db, user, "old", "hash-1").await.unwrap(),
-        Claim::Fresh
-    ));
-    age("old", idempotency_key::Column::CreatedAt, 25).await;
-    assert_eq!(idempotency::sweep(db).await.unwrap(), 1);
+    // A response stored as text, before responses were stored deflated,
+    // still replays until it expires.
+    let stored_before = |key: &str, hours: i64| {
+        let at = chrono::Utc::now() - chrono::Duration::hours(hours);
+        idempotency_key::ActiveModel {
+            user_id: Set(user),
+            key: Set(key.to_owned()),
+            request_hash: Set("hash-1".to_owned()),
+            status_code: Set(Some(201)),
+            response_headers: Set(Some(r#"{"etag":"\"1\""}"#.to_owned())),
+            response_body: Set(Some(r#"{"version":1}"#.to_owned())),
+            response_deflated: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+    };
+    idempotency_key::Entity::insert(stored_before("text", 1))
+        .exec(db)
+        .await
+        .unwrap();
+    match idempotency::claim(db, user, "text", "hash-1")
+        .await
+        .unwrap()
+    {
+        Claim::Replay {
+            status,
+            headers,
+            body,
+        } => {
+            assert_eq!(status, 201);
+            assert_eq!(headers, r#"{"etag":"\"1\""}"#);
+            assert_eq!(body, br#"{"version":1}"#);
+        }
+        other => panic!("expected a replay, got {other:?}"),
+    }
+
+    // Housekeeping removes only keys past their retention, however many.
+    let expired: Vec<_> = (0..1_100)
+        .map(|n| stored_before(&format!("expired-{n}"), 25 + n % 3))
+        .collect();
+    idempotency_key::Entity::insert_many(expired)
+        .exec(db)
+        .await
+        .unwrap();
+    assert_eq!(idempotency::sweep(db).await.unwrap(), 1_100);
+    assert_eq!(idempotency::sweep(db).await.unwrap(), 0);
     let left = idempotency_key::Entity::find().all(db).await.unwrap();
     let mut keys: Vec<_> = left.iter().map(|k| k.key.as_str()).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["batch", "batch"]);
+    assert_eq!(keys, ["batch", "batch", "text"]);
 }
 
 #[tokio::test]

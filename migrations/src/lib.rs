@@ -15,6 +15,7 @@ mod m20261202_000006_create_review;
 mod m20261202_000007_create_rating;
 mod m20261202_000008_create_outbox;
 mod m20261203_000009_add_outbox_failure;
+mod m20261203_000010_compress_stored_responses;
 
 /// Applies Dostup's migrations in order.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_create_rating::Migration),
             Box::new(m20261202_000008_create_outbox::Migration),
             Box::new(m20261203_000009_add_outbox_failure::Migration),
+            Box::new(m20261203_000010_compress_stored_responses::Migration),
         ]
     }
 }

@@ -233,13 +233,13 @@ impl Embedded {
                     " FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2"
                 ))?
                 .query_row(params![user.as_bytes(), key], key_row)?;
-            if let Some(claim) = idempotency::judge(existing, request_hash, now) {
+            if let Some(claim) = idempotency::judge(existing, request_hash, now)? {
                 return Ok(claim);
             }
             txn.prepare_cached(
                 "UPDATE idempotency_keys SET request_hash = ?3, status_code = NULL, \
-                 response_headers = NULL, response_body = NULL, created_at = ?4, \
-                 updated_at = ?4 WHERE user_id = ?1 AND \"key\" = ?2",
+                 response_headers = NULL, response_body = NULL, response_deflated = NULL, \
+                 created_at = ?4, updated_at = ?4 WHERE user_id = ?1 AND \"key\" = ?2",
             )?
             .execute(params![user.as_bytes(), key, request_hash, ts])?;
             txn.commit()?;
@@ -249,7 +249,8 @@ impl Embedded {
         claim
     }
 
-    /// [`idempotency::complete`]: stores the response of a claimed key.
+    /// [`idempotency::complete`]: stores the response of a claimed key, its
+    /// body deflated.
     ///
     /// # Errors
     /// Database failure.
@@ -259,20 +260,20 @@ impl Embedded {
         key: &str,
         status: u16,
         headers: &str,
-        body: &str,
+        deflated: &[u8],
     ) -> Result<(), DbError> {
         let _turn = super::sqlite_turn().await;
         self.with(|conn| {
             conn.prepare_cached(
                 "UPDATE idempotency_keys SET status_code = ?3, response_headers = ?4, \
-                 response_body = ?5, updated_at = ?6 WHERE user_id = ?1 AND \"key\" = ?2",
+                 response_deflated = ?5, updated_at = ?6 WHERE user_id = ?1 AND \"key\" = ?2",
             )?
             .execute(params![
                 user.as_bytes(),
                 key,
                 status,
                 headers,
-                body,
+                deflated,
                 timestamp(super::now())
             ])?;
             Ok(())
@@ -537,8 +538,8 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<outbox_row::Model> {
 /// The columns of [`idempotency_key::Model`], in its order.
 macro_rules! key_columns {
     () => {
-        "user_id, \"key\", request_hash, status_code, response_headers, response_body, created_at, \
-         updated_at"
+        "user_id, \"key\", request_hash, status_code, response_headers, response_body, \
+         response_deflated, created_at, updated_at"
     };
 }
 use key_columns;
@@ -551,8 +552,9 @@ fn key_row(row: &Row<'_>) -> rusqlite::Result<idempotency_key::Model> {
         status_code: row.get(3)?,
         response_headers: row.get(4)?,
         response_body: row.get(5)?,
-        created_at: row.get(6)?,
-        updated_at: row.get(7)?,
+        response_deflated: row.get(6)?,
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
     })
 }
 

@@ -115,20 +115,18 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
             )));
         }
     };
-    let text = String::from_utf8(bytes.to_vec());
-    match text {
-        Ok(text) if !parts.status.is_server_error() => {
-            idempotency::complete(
-                &state.db,
-                user.user_id,
-                &key,
-                parts.status.as_u16(),
-                kept_headers(&parts.headers),
-                text,
-            )
-            .await?;
-        }
-        _ => idempotency::release(&state.db, user.user_id, &key).await?,
+    if parts.status.is_server_error() {
+        idempotency::release(&state.db, user.user_id, &key).await?;
+    } else {
+        idempotency::complete(
+            &state.db,
+            user.user_id,
+            &key,
+            parts.status.as_u16(),
+            kept_headers(&parts.headers),
+            &bytes,
+        )
+        .await?;
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
@@ -176,9 +174,10 @@ fn kept_headers(headers: &HeaderMap) -> String {
     serde_json::Value::Object(kept).to_string()
 }
 
-fn replay(status: u16, headers: &str, body: String) -> Response {
+fn replay(status: u16, headers: &str, body: Vec<u8>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    let mut response = (status, body).into_response();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
     let stored: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(headers).unwrap_or_default();
     for (name, value) in stored {

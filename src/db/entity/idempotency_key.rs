@@ -14,8 +14,13 @@ pub struct Model {
     /// JSON object of the replayed headers.
     #[sea_orm(column_type = "Text", nullable)]
     pub response_headers: Option<String>,
+    /// The stored body as text; only on rows written before bodies were
+    /// stored deflated.
     #[sea_orm(column_type = "Text", nullable)]
     pub response_body: Option<String>,
+    /// The stored body, deflated (RFC 1951).
+    #[sea_orm(column_type = "Blob", nullable)]
+    pub response_deflated: Option<Vec<u8>>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
