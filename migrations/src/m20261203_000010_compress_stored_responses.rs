@@ -4,6 +4,10 @@
 //! Rows written before keep their text in `response_body` until they
 //! expire. Expired keys are found through an index on `created_at`, so that
 //! housekeeping deletes them in small batches instead of scanning the table.
+//!
+//! A release before this one replays a row stored by this one with an empty
+//! body, so `down` deletes those rows (their requests then run again on a
+//! retry), and replicas of one deployment are upgraded together.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::blob_null;
@@ -46,6 +50,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .exec_stmt(
+                Query::delete()
+                    .from_table(IdempotencyKeys::Table)
+                    .and_where(Expr::col(IdempotencyKeys::ResponseDeflated).is_not_null())
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_index(
                 Index::drop()

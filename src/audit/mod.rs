@@ -45,10 +45,14 @@ impl AuditStatus {
         }
     }
 
+    /// The statuses in which the volunteer may change answers and photos;
+    /// conditional updates put them into SQL.
+    pub const EDITABLE: [Self; 2] = [Self::Draft, Self::Returned];
+
     /// Whether the volunteer may change answers and photos.
     #[must_use]
     pub fn is_editable(self) -> bool {
-        matches!(self, Self::Draft | Self::Returned)
+        Self::EDITABLE.contains(&self)
     }
 
     /// Whether reviewers see the audit (it has been submitted at least once).

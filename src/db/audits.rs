@@ -203,10 +203,11 @@ pub async fn update_answers(
     }
     let (owned, before, actor) = (db.clone(), before.clone(), actor.clone());
     super::on_writer(db, async move {
-        let Some((write, updated)) = conditional_update(&owned, &before, &EDITABLE, |update| {
-            update.col_expr(audit::Column::Answers, Expr::value(text))
-        })
-        .await?
+        let Some((write, updated)) =
+            conditional_update(&owned, &before, &AuditStatus::EDITABLE, |update| {
+                update.col_expr(audit::Column::Answers, Expr::value(text))
+            })
+            .await?
         else {
             return Ok(None);
         };
@@ -310,7 +311,7 @@ async fn submit_here(
     actor: &Actor,
 ) -> Result<Option<audit::Model>, DbError> {
     let at = now();
-    let Some((write, updated)) = conditional_update(db, before, &EDITABLE, |update| {
+    let Some((write, updated)) = conditional_update(db, before, &AuditStatus::EDITABLE, |update| {
         update
             .col_expr(
                 audit::Column::Status,
@@ -355,8 +356,6 @@ async fn submit_here(
     .await?;
     Ok(Some(updated))
 }
-
-const EDITABLE: [AuditStatus; 2] = [AuditStatus::Draft, AuditStatus::Returned];
 
 /// Whether the stored audit's status allows the volunteer's edits.
 pub(super) fn is_editable(audit: &audit::Model) -> bool {

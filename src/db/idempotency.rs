@@ -257,13 +257,18 @@ pub async fn sweep(db: &DatabaseConnection) -> Result<u64, DbError> {
             .order_by(idempotency_key::Column::CreatedAt, Order::Asc)
             .limit(SWEEP_BATCH)
             .to_owned();
-        let delete = idempotency_key::Entity::delete_many().filter(
-            Expr::tuple([
-                Expr::col(idempotency_key::Column::UserId),
-                Expr::col(idempotency_key::Column::Key),
-            ])
-            .in_subquery(oldest),
-        );
+        // The age again: a key taken over meanwhile is young, and on
+        // PostgreSQL the delete re-checks only its own conditions on a row
+        // another transaction changed.
+        let delete = idempotency_key::Entity::delete_many()
+            .filter(
+                Expr::tuple([
+                    Expr::col(idempotency_key::Column::UserId),
+                    Expr::col(idempotency_key::Column::Key),
+                ])
+                .in_subquery(oldest),
+            )
+            .filter(idempotency_key::Column::CreatedAt.lt(cutoff));
         let batch = super::write_alone(db, async |txn| delete.exec(txn).await)
             .await?
             .rows_affected;

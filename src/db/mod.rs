@@ -130,9 +130,18 @@ pub(super) async fn write_alone<T>(
     statement: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, DbErr>,
 ) -> Result<T, DbErr> {
     let write = begin_write(db).await?;
-    let done = statement(&write).await?;
-    write.commit().await?;
-    Ok(done)
+    match statement(&write).await {
+        // Committed without waking the sealer: these writes record nothing
+        // in the outbox.
+        Ok(done) => write.txn.commit().await.map(|()| done),
+        // Rolled back before the turn passes on: dropped, the transaction
+        // would hold SQLite's write lock until sqlx's thread got to it, and
+        // the next writer would wait in the busy handler.
+        Err(err) => {
+            let _ = write.txn.rollback().await;
+            Err(err)
+        }
+    }
 }
 
 /// Waits for the SQLite writers' turn, for a write that does not go

@@ -36,7 +36,7 @@ async fn insert_here(
 ) -> Result<Option<photo::Model>, DbError> {
     let write = super::begin_write(db).await?;
     let txn = &*write;
-    let editable = [AuditStatus::Draft.as_str(), AuditStatus::Returned.as_str()];
+    let editable = AuditStatus::EDITABLE.map(AuditStatus::as_str);
     let bumped = audit::Entity::update_many()
         .col_expr(
             audit::Column::Version,
