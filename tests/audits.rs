@@ -703,9 +703,17 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
 
     // The stored answer comes back byte for byte, however it is kept.
     let answer = json!({"rules": vec![json!({"ru": "Пандус", "en": "Ramp"}); 500]}).to_string();
-    idempotency::complete(db, user, "batch", 200, "{}".into(), answer.as_bytes())
-        .await
-        .unwrap();
+    idempotency::complete(
+        db,
+        user,
+        "batch",
+        "hash-1",
+        200,
+        "{}".into(),
+        answer.as_bytes(),
+    )
+    .await
+    .unwrap();
     match idempotency::claim(db, user, "batch", "hash-1")
         .await
         .unwrap()
@@ -756,6 +764,17 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
             .await
             .unwrap(),
         Claim::Fresh
+    ));
+    // The first request, finishing late, does not store its answer under
+    // the key the second one holds now.
+    idempotency::complete(db, user, "batch", "hash-3", 200, "{}".into(), b"late")
+        .await
+        .unwrap();
+    assert!(matches!(
+        idempotency::claim(db, user, "batch", "hash-4")
+            .await
+            .unwrap(),
+        Claim::InProgress
     ));
 
     // A server error releases the key: the retry runs again.

@@ -488,3 +488,35 @@ async fn answers_reach_the_database_file_within_moments() {
     })
     .await;
 }
+
+/// On the embedded database, a write that finds SQLite's write lock held by
+/// another process (the command line, say) waits for it without holding up
+/// the service's other requests, even on a runtime of one worker, and goes
+/// through once the lock is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_write_waits_for_another_process_without_stalling_other_requests() {
+    let app = TestApp::spawn_demo().await;
+    if app.db.is_postgres() {
+        return;
+    }
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "").await;
+    let id = new_audit(&app, &token, &site).await;
+
+    let other = rusqlite::Connection::open(app.dir.path().join("dostup.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let write = send_batch(&app, &token, &id, 1, None);
+    let meanwhile = async {
+        // Reads keep being answered while the write waits for the lock.
+        for _ in 0..20 {
+            let (status, _, audit) =
+                call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
+            assert_eq!(status, StatusCode::OK, "{audit}");
+            assert_eq!(audit["version"], 1);
+        }
+        other.execute_batch("COMMIT").unwrap();
+    };
+    let ((status, _, body), ()) = tokio::join!(write, meanwhile);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 2);
+}

@@ -40,8 +40,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
+};
 use sea_orm::{DatabaseConnection, DbBackend};
+use tokio::runtime::{Handle, RuntimeFlavor};
 use uuid::Uuid;
 
 use super::DbError;
@@ -159,7 +162,7 @@ impl Embedded {
             return Ok(None);
         }
         let turn = super::sqlite_turn().await;
-        let updated = self.with(|conn| {
+        let updated = self.write(|conn| {
             let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let updated = txn
                 .prepare_cached(concat!(
@@ -183,7 +186,7 @@ impl Embedded {
                 return Ok(None);
             };
             let step = Step::new("audit.updated", "audit.answers_updated", before, &updated)
-                .detail(detail);
+                .detail(detail.clone());
             let (entry, change) = step.record(actor);
             let row = outbox::Row::new(Some(entry), Some(change.into()))?;
             txn.prepare_cached(
@@ -212,7 +215,7 @@ impl Embedded {
         request_hash: &str,
     ) -> Result<Claim, DbError> {
         let turn = super::sqlite_turn().await;
-        let claim = self.with(|conn| {
+        let claim = self.write(|conn| {
             let now = super::now();
             let ts = timestamp(now);
             let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -250,7 +253,8 @@ impl Embedded {
     }
 
     /// [`idempotency::complete`]: stores the response of a claimed key, its
-    /// body deflated.
+    /// body deflated, if the key is still claimed by the request with
+    /// `request_hash`; how many rows it stored (0 or 1).
     ///
     /// # Errors
     /// Database failure.
@@ -258,25 +262,29 @@ impl Embedded {
         &self,
         user: Uuid,
         key: &str,
+        request_hash: &str,
         status: u16,
         headers: &str,
         deflated: &[u8],
-    ) -> Result<(), DbError> {
+    ) -> Result<u64, DbError> {
         let _turn = super::sqlite_turn().await;
-        self.with(|conn| {
-            conn.prepare_cached(
-                "UPDATE idempotency_keys SET status_code = ?3, response_headers = ?4, \
-                 response_deflated = ?5, updated_at = ?6 WHERE user_id = ?1 AND \"key\" = ?2",
-            )?
-            .execute(params![
-                user.as_bytes(),
-                key,
-                status,
-                headers,
-                deflated,
-                timestamp(super::now())
-            ])?;
-            Ok(())
+        self.write(|conn| {
+            let stored = conn
+                .prepare_cached(
+                    "UPDATE idempotency_keys SET status_code = ?4, response_headers = ?5, \
+                     response_deflated = ?6, updated_at = ?7 WHERE user_id = ?1 \
+                     AND \"key\" = ?2 AND request_hash = ?3 AND status_code IS NULL",
+                )?
+                .execute(params![
+                    user.as_bytes(),
+                    key,
+                    request_hash,
+                    status,
+                    headers,
+                    deflated,
+                    timestamp(super::now())
+                ])?;
+            Ok(u64::try_from(stored).unwrap_or(u64::MAX))
         })
     }
 
@@ -286,7 +294,7 @@ impl Embedded {
     /// Database failure.
     pub(super) async fn release_key(&self, user: Uuid, key: &str) -> Result<(), DbError> {
         let _turn = super::sqlite_turn().await;
-        self.with(|conn| {
+        self.write(|conn| {
             conn.prepare_cached(
                 "DELETE FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2",
             )?
@@ -303,7 +311,7 @@ impl Embedded {
     /// Database failure; nothing is moved then.
     pub(super) async fn seal(self: Arc<Self>, only: Option<i64>) -> Result<usize, DbError> {
         let turn = super::sqlite_turn().await;
-        let done = self.with(|conn| {
+        let done = self.write(|conn| {
             let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let rows = txn
                 .prepare_cached(
@@ -426,6 +434,39 @@ impl Embedded {
                 tracing::warn!(error = %err, "copying the write-ahead log into the database failed");
             }
         });
+    }
+
+    /// Runs `work`, a write in the writers' turn, first without waiting for
+    /// SQLite's write lock: no writer of this process holds it then, so it
+    /// is free unless another process has it (the command line, say). In
+    /// that case `work` runs again and waits up to the busy timeout, with
+    /// the runtime's worker handed over to the other requests meanwhile
+    /// (where the runtime has more than one thread).
+    fn write<T>(
+        &self,
+        mut work: impl FnMut(&mut Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let first = self.with(|conn| {
+            conn.busy_timeout(Duration::ZERO)?;
+            let done = work(conn);
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            done
+        });
+        match first {
+            Err(DbError::Sqlite(err))
+                if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) =>
+            {
+                let mut wait = || self.with(&mut work);
+                let threaded = Handle::try_current()
+                    .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+                if threaded {
+                    tokio::task::block_in_place(wait)
+                } else {
+                    wait()
+                }
+            }
+            other => other,
+        }
     }
 
     /// Runs `work` on an idle connection (or a new one) and puts it back.

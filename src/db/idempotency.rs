@@ -183,8 +183,10 @@ fn inflate(stored: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Stores the response of a claimed request (the body deflated, see
-/// [`deflate`]).
+/// Stores the response of the request with `request_hash` that claimed
+/// `key` (the body deflated, see [`deflate`]). If the key is no longer that
+/// request's (it was taken over as abandoned meanwhile), nothing is stored
+/// and a warning is logged.
 ///
 /// # Errors
 /// Database failure.
@@ -192,17 +194,39 @@ pub async fn complete(
     db: &DatabaseConnection,
     user: Uuid,
     key: &str,
+    request_hash: &str,
     status: u16,
     headers: String,
     body: &[u8],
 ) -> Result<(), DbError> {
     let body = deflate(body);
-    if let Some(embedded) = super::embedded::of(db) {
-        return embedded
-            .complete_key(user, key, status, &headers, &body)
-            .await;
+    let stored = if let Some(embedded) = super::embedded::of(db) {
+        embedded
+            .complete_key(user, key, request_hash, status, &headers, &body)
+            .await?
+    } else {
+        store_response(db, user, key, request_hash, status, headers, body).await?
+    };
+    if stored == 0 {
+        tracing::warn!(
+            %user,
+            key,
+            "a response was not stored for replay: its Idempotency-Key was taken over meanwhile"
+        );
     }
-    idempotency_key::Entity::update_many()
+    Ok(())
+}
+
+async fn store_response(
+    db: &DatabaseConnection,
+    user: Uuid,
+    key: &str,
+    request_hash: &str,
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+) -> Result<u64, DbError> {
+    let stored = idempotency_key::Entity::update_many()
         .col_expr(
             idempotency_key::Column::StatusCode,
             Expr::value(i32::from(status)),
@@ -215,9 +239,11 @@ pub async fn complete(
         .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(now()))
         .filter(idempotency_key::Column::UserId.eq(user))
         .filter(idempotency_key::Column::Key.eq(key))
+        .filter(idempotency_key::Column::RequestHash.eq(request_hash))
+        .filter(idempotency_key::Column::StatusCode.is_null())
         .exec(db)
         .await?;
-    Ok(())
+    Ok(stored.rows_affected)
 }
 
 /// Frees a claimed key whose request failed on the server side, so a retry

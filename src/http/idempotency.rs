@@ -122,6 +122,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
             &state.db,
             user.user_id,
             &key,
+            &hash,
             parts.status.as_u16(),
             kept_headers(&parts.headers),
             &bytes,
