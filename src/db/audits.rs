@@ -192,6 +192,9 @@ pub async fn update_answers(
     answers: &BTreeMap<String, Json>,
     actor: &Actor,
 ) -> Result<Option<audit::Model>, DbError> {
+    if !is_editable(before) {
+        return Ok(None);
+    }
     let text = serde_json::to_string(answers).unwrap_or_else(|_| "{}".to_owned());
     let changed: Vec<&String> = answers.keys().collect();
     let detail = json!({ "answers": changed });
@@ -238,9 +241,6 @@ async fn update_answers_in_one_statement(
     actor: &Actor,
     detail: Json,
 ) -> Result<Option<audit::Model>, DbError> {
-    if !is_editable(before) {
-        return Ok(None);
-    }
     let after = audit::Model {
         version: before.version + 1,
         updated_at: now(),
@@ -358,7 +358,7 @@ async fn submit_here(
 }
 
 /// Whether the stored audit's status allows the volunteer's edits.
-pub(super) fn is_editable(audit: &audit::Model) -> bool {
+fn is_editable(audit: &audit::Model) -> bool {
     audit
         .status
         .parse::<AuditStatus>()

@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TryInsertResult};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, TryInsertResult,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -43,6 +45,25 @@ pub struct ChangedVersion {
     pub file: String,
     pub published: String,
     pub found: String,
+}
+
+impl ChangedVersion {
+    fn new(file: ReleaseMember, published: String) -> Self {
+        Self {
+            kind: file.kind,
+            id: file.id,
+            version: file.version,
+            file: file.file,
+            published,
+            found: file.sha256,
+        }
+    }
+}
+
+impl From<ChangedVersion> for PublishError {
+    fn from(changed: ChangedVersion) -> Self {
+        Self::ChangedWithoutBump(Box::new(changed))
+    }
 }
 
 /// Why a catalog could not be published.
@@ -114,37 +135,28 @@ pub async fn publish(
         let Some((kind, id, version, sha256, zone, title, compiled)) = entry else {
             continue;
         };
-        let existing = checklist_version::Entity::find_by_id((
-            kind.to_owned(),
-            id.to_owned(),
-            version.to_owned(),
-        ))
-        .one(db)
-        .await?;
-        match existing {
-            Some(row) if row.sha256 != sha256 => {
-                return Err(PublishError::ChangedWithoutBump(Box::new(ChangedVersion {
-                    kind: kind.to_owned(),
-                    id: id.to_owned(),
-                    version: version.to_owned(),
-                    file: relative,
-                    published: row.sha256,
-                    found: sha256.to_owned(),
-                })));
+        let member = ReleaseMember {
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+            version: version.to_owned(),
+            sha256: sha256.to_owned(),
+            file: relative,
+        };
+        // Read first, outside the writers' turn: on an ordinary start every
+        // version is already published, and nothing needs writing.
+        match published_sha256(db, &member).await? {
+            Some(published) if published != member.sha256 => {
+                return Err(ChangedVersion::new(member, published).into());
             }
             Some(_) => {}
-            None => new_versions.push(NewVersion {
-                kind,
-                id: id.to_owned(),
-                version: version.to_owned(),
-                sha256: sha256.to_owned(),
-                file: relative.clone(),
-                row: checklist_version::ActiveModel {
-                    kind: Set(kind.to_owned()),
-                    id: Set(id.to_owned()),
-                    version: Set(version.to_owned()),
-                    sha256: Set(sha256.to_owned()),
-                    file: Set(relative.clone()),
+            None => new_versions.push((
+                member.clone(),
+                checklist_version::ActiveModel {
+                    kind: Set(member.kind.clone()),
+                    id: Set(member.id.clone()),
+                    version: Set(member.version.clone()),
+                    sha256: Set(member.sha256.clone()),
+                    file: Set(member.file.clone()),
                     zone: Set(zone.map(|z| z.as_str().to_owned())),
                     title_ru: Set(title.ru.clone()),
                     title_en: Set(title.en.clone()),
@@ -153,30 +165,16 @@ pub async fn publish(
                     created_at: Set(now()),
                     updated_at: Set(now()),
                 },
-            }),
+            )),
         }
-        members.push(ReleaseMember {
-            kind: kind.to_owned(),
-            id: id.to_owned(),
-            version: version.to_owned(),
-            sha256: sha256.to_owned(),
-            file: relative,
-        });
+        members.push(member);
     }
     members.sort_by(|a, b| a.file.cmp(&b.file));
     let hash = release_hash(&members);
 
     let write = super::begin_write(db).await?;
     let txn = &*write;
-    for NewVersion {
-        kind,
-        id,
-        version,
-        sha256,
-        file,
-        row,
-    } in new_versions
-    {
+    for (member, row) in new_versions {
         // `DO NOTHING` rather than catching the unique violation: on
         // PostgreSQL a failed statement would abort the whole transaction.
         let inserted = checklist_version::Entity::insert(row)
@@ -187,34 +185,25 @@ pub async fn publish(
             changes::append(
                 txn,
                 NewChange {
-                    kind: if kind == "methodology" {
+                    kind: if member.kind == "methodology" {
                         "methodology.published"
                     } else {
                         "checklist.published"
                     },
-                    payload: json!({"id": id, "version": version}),
+                    payload: json!({"id": member.id, "version": member.version}),
                     ..NewChange::default()
                 },
             )
             .await?;
             continue;
         }
-        // Another replica published the same version a moment ago; its
+        // Another replica published the same version since we read; its
         // content must be the same as ours.
-        let theirs =
-            checklist_version::Entity::find_by_id((kind.to_owned(), id.clone(), version.clone()))
-                .one(txn)
-                .await?;
-        if let Some(theirs) = theirs.filter(|t| t.sha256 != sha256) {
+        if let Some(theirs) = published_sha256(txn, &member).await?
+            && theirs != member.sha256
+        {
             write.rollback().await.ok();
-            return Err(PublishError::ChangedWithoutBump(Box::new(ChangedVersion {
-                kind: kind.to_owned(),
-                id,
-                version,
-                file,
-                published: theirs.sha256,
-                found: sha256,
-            })));
+            return Err(ChangedVersion::new(member, theirs).into());
         }
     }
     let release = catalog_release::ActiveModel {
@@ -231,15 +220,20 @@ pub async fn publish(
     Ok(hash)
 }
 
-/// A checklist or methodology version not yet in the database.
-struct NewVersion {
-    kind: &'static str,
-    id: String,
-    version: String,
-    sha256: String,
-    /// File name relative to the checklist directory.
-    file: String,
-    row: checklist_version::ActiveModel,
+/// The SHA-256 with which `member`'s version was published, if it was.
+async fn published_sha256(
+    db: &impl ConnectionTrait,
+    member: &ReleaseMember,
+) -> Result<Option<String>, DbError> {
+    let key = (
+        member.kind.clone(),
+        member.id.clone(),
+        member.version.clone(),
+    );
+    Ok(checklist_version::Entity::find_by_id(key)
+        .one(db)
+        .await?
+        .map(|row| row.sha256))
 }
 
 /// The files of a stored release, for rebuilding its catalog.

@@ -49,7 +49,7 @@ use uuid::Uuid;
 
 use super::DbError;
 use super::audit_log::{Actor, HEAD_ID, chain_after, missing_head};
-use super::audits::{Step, is_editable};
+use super::audits::Step;
 use super::changes::numbered_after;
 use super::entity::{audit, idempotency_key, outbox as outbox_row, photo};
 use super::idempotency::{self, Claim};
@@ -144,8 +144,8 @@ impl Embedded {
         })
     }
 
-    /// Replaces the answers of the audit `before` describes, if it is still
-    /// at that version and editable, and records the step in the outbox, in
+    /// Replaces the answers of the audit `before` describes (editable, as
+    /// the caller checked), if it is still at that version and status, and records the step in the outbox, in
     /// one transaction; `None` when another write got there first or the
     /// status no longer allows edits.
     ///
@@ -158,45 +158,46 @@ impl Embedded {
         actor: &Actor,
         detail: serde_json::Value,
     ) -> Result<Option<audit::Model>, DbError> {
-        if !is_editable(before) {
-            return Ok(None);
-        }
-        let turn = super::sqlite_turn().await;
-        let updated = self.write(|conn| {
-            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let updated = txn
-                .prepare_cached(concat!(
-                    "UPDATE audits SET version = version + 1, updated_at = ?1, answers = ?2 \
+        let updated = self
+            .write(|conn| {
+                let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let updated = txn
+                    .prepare_cached(concat!(
+                        "UPDATE audits SET version = version + 1, updated_at = ?1, answers = ?2 \
                      WHERE id = ?3 AND version = ?4 AND status = ?5 RETURNING ",
-                    audit_columns!()
-                ))?
-                .query_row(
-                    params![
-                        timestamp(super::now()),
-                        answers,
-                        before.id.as_bytes(),
-                        before.version,
-                        before.status,
-                    ],
-                    audit_row,
-                )
-                .optional()?;
-            // Dropping the transaction without a commit rolls it back.
-            let Some(updated) = updated else {
-                return Ok(None);
-            };
-            let step = Step::new("audit.updated", "audit.answers_updated", before, &updated)
-                .detail(detail.clone());
-            let (entry, change) = step.record(actor);
-            let row = outbox::Row::new(Some(entry), Some(change.into()))?;
-            txn.prepare_cached(
-                "INSERT INTO outbox (entry, change, created_at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![row.entry, row.change, timestamp(row.created_at)])?;
-            txn.commit()?;
-            Ok(Some(updated))
-        })?;
-        drop(turn);
+                        audit_columns!()
+                    ))?
+                    .query_row(
+                        params![
+                            timestamp(super::now()),
+                            answers,
+                            before.id.as_bytes(),
+                            before.version,
+                            before.status,
+                        ],
+                        audit_row,
+                    )
+                    .optional()?;
+                // Dropping the transaction without a commit rolls it back.
+                let Some(updated) = updated else {
+                    return Ok(None);
+                };
+                let step = Step::new("audit.updated", "audit.answers_updated", before, &updated)
+                    .detail(detail.clone());
+                let (entry, change) = step.record(actor);
+                let row = outbox::Row::new(Some(entry), Some(change.into()))?;
+                txn.prepare_cached(
+                    "INSERT INTO outbox (entry, change, created_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    row.entry,
+                    row.change,
+                    timestamp(row.created_at)
+                ])?;
+                txn.commit()?;
+                Ok(Some(updated))
+            })
+            .await?;
         if updated.is_some() {
             outbox::written();
         }
@@ -214,8 +215,7 @@ impl Embedded {
         key: &str,
         request_hash: &str,
     ) -> Result<Claim, DbError> {
-        let turn = super::sqlite_turn().await;
-        let claim = self.write(|conn| {
+        self.write(|conn| {
             let now = super::now();
             let ts = timestamp(now);
             let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -247,14 +247,13 @@ impl Embedded {
             .execute(params![user.as_bytes(), key, request_hash, ts])?;
             txn.commit()?;
             Ok(Claim::Fresh)
-        });
-        drop(turn);
-        claim
+        })
+        .await
     }
 
     /// [`idempotency::complete`]: stores the response of a claimed key, its
     /// body deflated, if the key is still claimed by the request with
-    /// `request_hash`; how many rows it stored (0 or 1).
+    /// `request_hash`; whether it stored it.
     ///
     /// # Errors
     /// Database failure.
@@ -266,8 +265,7 @@ impl Embedded {
         status: u16,
         headers: &str,
         deflated: &[u8],
-    ) -> Result<u64, DbError> {
-        let _turn = super::sqlite_turn().await;
+    ) -> Result<bool, DbError> {
         self.write(|conn| {
             let stored = conn
                 .prepare_cached(
@@ -284,8 +282,9 @@ impl Embedded {
                     deflated,
                     timestamp(super::now())
                 ])?;
-            Ok(u64::try_from(stored).unwrap_or(u64::MAX))
+            Ok(stored == 1)
         })
+        .await
     }
 
     /// [`idempotency::release`]: frees a claimed key.
@@ -293,7 +292,6 @@ impl Embedded {
     /// # Errors
     /// Database failure.
     pub(super) async fn release_key(&self, user: Uuid, key: &str) -> Result<(), DbError> {
-        let _turn = super::sqlite_turn().await;
         self.write(|conn| {
             conn.prepare_cached(
                 "DELETE FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2",
@@ -301,6 +299,7 @@ impl Embedded {
             .execute(params![user.as_bytes(), key])?;
             Ok(())
         })
+        .await
     }
 
     /// One sealing pass (see [`outbox`]), the same as the sea-orm one: moves
@@ -310,104 +309,106 @@ impl Embedded {
     /// # Errors
     /// Database failure; nothing is moved then.
     pub(super) async fn seal(self: Arc<Self>, only: Option<i64>) -> Result<usize, DbError> {
-        let turn = super::sqlite_turn().await;
-        let done = self.write(|conn| {
-            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let rows = txn
-                .prepare_cached(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+        let done = self
+            .write(|conn| {
+                let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let rows = txn
+                    .prepare_cached(
+                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
                      WHERE failure IS NULL AND (?1 IS NULL OR id = ?1) ORDER BY id LIMIT ?2) \
                      RETURNING id, entry, change, created_at, failure",
-                )?
-                .query_map(
-                    params![only, i64::try_from(outbox::BATCH).unwrap_or(i64::MAX)],
-                    outbox_row,
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            if rows.is_empty() {
-                return Ok(0);
-            }
-            let sorted = outbox::Sorted::out(rows);
-            let mut back = txn.prepare_cached(
-                "INSERT INTO outbox (id, entry, change, created_at, failure) \
+                    )?
+                    .query_map(
+                        params![only, i64::try_from(outbox::BATCH).unwrap_or(i64::MAX)],
+                        outbox_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let sorted = outbox::Sorted::out(rows);
+                let mut back = txn.prepare_cached(
+                    "INSERT INTO outbox (id, entry, change, created_at, failure) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for row in &sorted.back {
-                back.execute(params![
-                    row.id,
-                    row.entry,
-                    row.change,
-                    timestamp(row.created_at),
-                    row.failure
-                ])?;
-            }
-            drop(back);
-            if !sorted.entries.is_empty() {
-                let (seq, hash) = txn
-                    .prepare_cached("SELECT seq, hash FROM audit_log_head WHERE id = ?1")?
-                    .query_row(params![HEAD_ID], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .optional()?
-                    .ok_or_else(missing_head)?;
-                let (sealed, seq, hash) = chain_after(seq, hash, sorted.entries);
-                let mut insert = txn.prepare_cached(
+                )?;
+                for row in &sorted.back {
+                    back.execute(params![
+                        row.id,
+                        row.entry,
+                        row.change,
+                        timestamp(row.created_at),
+                        row.failure
+                    ])?;
+                }
+                drop(back);
+                if !sorted.entries.is_empty() {
+                    let (seq, hash) = txn
+                        .prepare_cached("SELECT seq, hash FROM audit_log_head WHERE id = ?1")?
+                        .query_row(params![HEAD_ID], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()?
+                        .ok_or_else(missing_head)?;
+                    let (sealed, seq, hash) = chain_after(seq, hash, sorted.entries);
+                    let mut insert = txn.prepare_cached(
                     "INSERT INTO audit_log (seq, at, actor_id, actor_role, action, target_type, \
                      target_id, region_code, sector, before_digest, after_digest, detail, \
                      request_id, prev_hash, hash) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?;
-                for e in &sealed {
-                    insert.execute(params![
-                        e.seq,
-                        timestamp(e.at),
-                        e.actor_id.map(Uuid::into_bytes),
-                        e.actor_role,
-                        e.action,
-                        e.target_type,
-                        e.target_id,
-                        e.region_code,
-                        e.sector,
-                        e.before_digest,
-                        e.after_digest,
-                        e.detail,
-                        e.request_id,
-                        e.prev_hash,
-                        e.hash,
-                    ])?;
-                }
-                drop(insert);
-                txn.prepare_cached("UPDATE audit_log_head SET seq = ?1, hash = ?2 WHERE id = ?3")?
+                    for e in &sealed {
+                        insert.execute(params![
+                            e.seq,
+                            timestamp(e.at),
+                            e.actor_id.map(Uuid::into_bytes),
+                            e.actor_role,
+                            e.action,
+                            e.target_type,
+                            e.target_id,
+                            e.region_code,
+                            e.sector,
+                            e.before_digest,
+                            e.after_digest,
+                            e.detail,
+                            e.request_id,
+                            e.prev_hash,
+                            e.hash,
+                        ])?;
+                    }
+                    drop(insert);
+                    txn.prepare_cached(
+                        "UPDATE audit_log_head SET seq = ?1, hash = ?2 WHERE id = ?3",
+                    )?
                     .execute(params![seq, hash, HEAD_ID])?;
-            }
-            if !sorted.changes.is_empty() {
-                let last: Option<i64> = txn
-                    .prepare_cached("SELECT MAX(seq) FROM changes")?
-                    .query_row([], |r| r.get(0))?;
-                let mut insert = txn.prepare_cached(
-                    "INSERT INTO changes (seq, kind, audit_id, owner_id, organisation_id, \
+                }
+                if !sorted.changes.is_empty() {
+                    let last: Option<i64> = txn
+                        .prepare_cached("SELECT MAX(seq) FROM changes")?
+                        .query_row([], |r| r.get(0))?;
+                    let mut insert = txn.prepare_cached(
+                        "INSERT INTO changes (seq, kind, audit_id, owner_id, organisation_id, \
                      region_code, sector, audit_status, payload, created_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?;
-                for c in numbered_after(last.unwrap_or(0), sorted.changes) {
-                    insert.execute(params![
-                        c.seq,
-                        c.kind,
-                        c.audit_id.map(Uuid::into_bytes),
-                        c.owner_id.map(Uuid::into_bytes),
-                        c.organisation_id.map(Uuid::into_bytes),
-                        c.region_code,
-                        c.sector,
-                        c.audit_status,
-                        c.payload,
-                        timestamp(c.created_at),
-                    ])?;
+                    )?;
+                    for c in numbered_after(last.unwrap_or(0), sorted.changes) {
+                        insert.execute(params![
+                            c.seq,
+                            c.kind,
+                            c.audit_id.map(Uuid::into_bytes),
+                            c.owner_id.map(Uuid::into_bytes),
+                            c.organisation_id.map(Uuid::into_bytes),
+                            c.region_code,
+                            c.sector,
+                            c.audit_status,
+                            c.payload,
+                            timestamp(c.created_at),
+                        ])?;
+                    }
                 }
-            }
-            txn.commit()?;
-            Ok(sorted.done)
-        });
-        drop(turn);
+                txn.commit()?;
+                Ok(sorted.done)
+            })
+            .await;
         if matches!(done, Ok(n) if n > 0) {
             self.checkpoint_soon();
         }
@@ -436,16 +437,18 @@ impl Embedded {
         });
     }
 
-    /// Runs `work`, a write in the writers' turn, first without waiting for
-    /// SQLite's write lock: no writer of this process holds it then, so it
-    /// is free unless another process has it (the command line, say). In
-    /// that case `work` runs again and waits up to the busy timeout, with
-    /// the runtime's worker handed over to the other requests meanwhile
-    /// (where the runtime has more than one thread).
-    fn write<T>(
+    /// Waits for the writers' turn (see [`super::Write`]), then runs `work`,
+    /// a write, first without waiting for SQLite's write lock: no writer of
+    /// this process holds it then, so it is free unless another process has
+    /// it (the command line, say). In that case `work` runs again and waits
+    /// up to the busy timeout, with the runtime's worker handed over to the
+    /// other requests meanwhile (where the runtime has more than one
+    /// thread).
+    async fn write<T>(
         &self,
         mut work: impl FnMut(&mut Connection) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
+        let _turn = super::sqlite_turn().await;
         let first = self.with(|conn| {
             conn.busy_timeout(Duration::ZERO)?;
             let done = work(conn);

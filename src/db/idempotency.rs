@@ -205,9 +205,24 @@ pub async fn complete(
             .complete_key(user, key, request_hash, status, &headers, &body)
             .await?
     } else {
-        store_response(db, user, key, request_hash, status, headers, body).await?
+        let update = idempotency_key::Entity::update_many()
+            .col_expr(
+                idempotency_key::Column::StatusCode,
+                Expr::value(i32::from(status)),
+            )
+            .col_expr(
+                idempotency_key::Column::ResponseHeaders,
+                Expr::value(headers),
+            )
+            .col_expr(idempotency_key::Column::ResponseDeflated, Expr::value(body))
+            .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(now()))
+            .filter(idempotency_key::Column::UserId.eq(user))
+            .filter(idempotency_key::Column::Key.eq(key))
+            .filter(idempotency_key::Column::RequestHash.eq(request_hash))
+            .filter(idempotency_key::Column::StatusCode.is_null());
+        update.exec(db).await?.rows_affected == 1
     };
-    if stored == 0 {
+    if !stored {
         tracing::warn!(
             %user,
             key,
@@ -215,35 +230,6 @@ pub async fn complete(
         );
     }
     Ok(())
-}
-
-async fn store_response(
-    db: &DatabaseConnection,
-    user: Uuid,
-    key: &str,
-    request_hash: &str,
-    status: u16,
-    headers: String,
-    body: Vec<u8>,
-) -> Result<u64, DbError> {
-    let stored = idempotency_key::Entity::update_many()
-        .col_expr(
-            idempotency_key::Column::StatusCode,
-            Expr::value(i32::from(status)),
-        )
-        .col_expr(
-            idempotency_key::Column::ResponseHeaders,
-            Expr::value(headers),
-        )
-        .col_expr(idempotency_key::Column::ResponseDeflated, Expr::value(body))
-        .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(now()))
-        .filter(idempotency_key::Column::UserId.eq(user))
-        .filter(idempotency_key::Column::Key.eq(key))
-        .filter(idempotency_key::Column::RequestHash.eq(request_hash))
-        .filter(idempotency_key::Column::StatusCode.is_null())
-        .exec(db)
-        .await?;
-    Ok(stored.rows_affected)
 }
 
 /// Frees a claimed key whose request failed on the server side, so a retry

@@ -24,8 +24,8 @@ use std::time::Duration;
 use dostup_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqlErr, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseExecutor,
+    DatabaseTransaction, DbBackend, DbErr, SqlErr, TransactionTrait,
 };
 
 /// Repository errors, small on purpose: callers decide what they mean.
@@ -117,20 +117,24 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<Write, DbErr> {
     Ok(Write { txn, _turn: turn })
 }
 
-/// Runs `statement`, one write on its own, as a [`Write`], so that on
-/// SQLite it waits its turn like every other writer. Written in autocommit
-/// instead, it would take SQLite's write lock between two writers of the
+/// Runs `statement`, one write on its own. On SQLite it runs as a
+/// [`Write`], so that it waits its turn like every other writer: in
+/// autocommit it would take SQLite's write lock between two writers of the
 /// queue, and the next one would wait for it in SQLite's busy handler, in
-/// sleeps of milliseconds, while holding the turn.
+/// sleeps of milliseconds, while holding the turn. On PostgreSQL it runs
+/// as it is.
 ///
 /// # Errors
 /// The statement's, or the commit's; nothing is written then.
 pub(super) async fn write_alone<T>(
     db: &DatabaseConnection,
-    statement: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, DbErr>,
+    statement: impl AsyncFnOnce(&DatabaseExecutor<'_>) -> Result<T, DbErr>,
 ) -> Result<T, DbErr> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return statement(&db.into()).await;
+    }
     let write = begin_write(db).await?;
-    match statement(&write).await {
+    match statement(&(&write.txn).into()).await {
         // Committed without waking the sealer: these writes record nothing
         // in the outbox.
         Ok(done) => write.txn.commit().await.map(|()| done),

@@ -467,7 +467,7 @@ async fn recover(db: &DatabaseConnection) {
 /// tables, not the row, are amiss.
 fn refused_for_its_data(backend: DbBackend, err: &DbError) -> bool {
     if let DbError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) = err {
-        return matches!(failure.extended_code & 0xff, 18..=20);
+        return sqlite_refuses_data(failure.extended_code);
     }
     let DbError::Other(
         DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)),
@@ -483,10 +483,12 @@ fn refused_for_its_data(backend: DbBackend, err: &DbError) -> bool {
     };
     match backend {
         DbBackend::Postgres => code.starts_with("22") || code.starts_with("23"),
-        // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, in the low
-        // byte of the extended code.
-        _ => code
-            .parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 18..=20)),
+        _ => code.parse::<i32>().is_ok_and(sqlite_refuses_data),
     }
+}
+
+/// SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, in the low byte of
+/// an extended result code.
+fn sqlite_refuses_data(extended_code: i32) -> bool {
+    matches!(extended_code & 0xff, 18..=20)
 }
