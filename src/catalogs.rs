@@ -4,8 +4,9 @@
 //! use and kept in memory. Also the prepared JSON mobile clients download.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Bytes;
 use sea_orm::DatabaseConnection;
@@ -35,13 +36,65 @@ pub enum CatalogError {
     Db(#[from] DbError),
 }
 
-/// A JSON document prepared once, with its strong ETag.
+/// A JSON document prepared once, with its strong ETag, and its compressed
+/// forms, made the first time a client asks for each.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub json: Bytes,
     /// Quoted, ready for the `ETag` header.
     pub etag: String,
+    gzip: OnceLock<Bytes>,
+    brotli: OnceLock<Bytes>,
 }
+
+/// A content coding a prepared document is kept in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    Brotli,
+}
+
+impl Coding {
+    /// Its name in `Content-Encoding`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Brotli => "br",
+        }
+    }
+
+    /// `json` compressed at this coding's best level: the document is made
+    /// once and sent many times, so size matters more than time.
+    ///
+    /// # Errors
+    /// An encoder failure (it writes to memory; not expected).
+    pub fn compress(self, json: &[u8]) -> std::io::Result<Bytes> {
+        let mut out = Vec::with_capacity(json.len() / 4);
+        match self {
+            Self::Gzip => {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(&mut out, flate2::Compression::best());
+                encoder.write_all(json)?;
+                encoder.finish()?;
+            }
+            Self::Brotli => {
+                let params = brotli::enc::BrotliEncoderParams {
+                    quality: BROTLI_BEST_QUALITY,
+                    lgwin: BROTLI_WINDOW,
+                    size_hint: json.len(),
+                    ..brotli::enc::BrotliEncoderParams::default()
+                };
+                brotli::BrotliCompress(&mut &json[..], &mut out, &params)?;
+            }
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+const BROTLI_BEST_QUALITY: i32 = 11;
+/// 4 MiB: larger than any prepared document, so all of it is context.
+const BROTLI_WINDOW: i32 = 22;
 
 impl Prepared {
     /// Serialises `value` and computes its ETag.
@@ -53,7 +106,30 @@ impl Prepared {
         Self {
             json,
             etag: format!("\"{hex}\""),
+            gzip: OnceLock::new(),
+            brotli: OnceLock::new(),
         }
+    }
+
+    /// The document in `coding`: compressed off the runtime's workers the
+    /// first time, then kept. Two first requests at once may both compress;
+    /// one result is kept.
+    ///
+    /// # Errors
+    /// The encoder failed, or its task panicked.
+    pub async fn encoded(&self, coding: Coding) -> std::io::Result<Bytes> {
+        let cell = match coding {
+            Coding::Gzip => &self.gzip,
+            Coding::Brotli => &self.brotli,
+        };
+        if let Some(kept) = cell.get() {
+            return Ok(kept.clone());
+        }
+        let json = self.json.clone();
+        let compressed = tokio::task::spawn_blocking(move || coding.compress(&json))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(cell.get_or_init(|| compressed).clone())
     }
 }
 

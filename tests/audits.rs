@@ -150,6 +150,169 @@ async fn checklists_and_bundles_download_once_and_revalidate_with_304() {
     assert_eq!(status, StatusCode::NOT_MODIFIED);
 }
 
+/// Sends `request` with `accept-encoding: accept` and returns the
+/// `content-encoding` of the answer (empty for none), its body decoded, the
+/// length of the body as sent and the headers.
+async fn fetch_decoded(
+    request: reqwest::RequestBuilder,
+    accept: &str,
+) -> (String, Vec<u8>, usize, reqwest::header::HeaderMap) {
+    use std::io::Read;
+    let response = request
+        .header("accept-encoding", accept)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "accept-encoding: {accept}"
+    );
+    let headers = response.headers().clone();
+    let raw = response.bytes().await.unwrap();
+    let coding = headers
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let mut decoded = Vec::new();
+    match coding.as_str() {
+        "" => decoded.extend_from_slice(&raw),
+        "gzip" => {
+            flate2::read::GzDecoder::new(&raw[..])
+                .read_to_end(&mut decoded)
+                .unwrap();
+        }
+        "br" => {
+            brotli::Decompressor::new(&raw[..], 4096)
+                .read_to_end(&mut decoded)
+                .unwrap();
+        }
+        other => panic!("unexpected content-encoding {other}"),
+    }
+    (coding, decoded, raw.len(), headers)
+}
+
+#[tokio::test]
+async fn downloads_and_answers_travel_in_the_coding_the_client_accepts() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let bundle = || {
+        app.get("/api/v1/methodologies/nok-344n/bundle")
+            .bearer_auth(&token)
+    };
+    let plain = bundle().send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let etag = plain.headers()["etag"].clone();
+    let plain = plain.bytes().await.unwrap().to_vec();
+
+    let mut sizes = std::collections::HashMap::new();
+    for (accept, expected) in [
+        ("br", "br"),
+        ("gzip, deflate, br", "br"),
+        ("*", "br"),
+        ("gzip", "gzip"),
+        ("br;q=0, gzip;q=0.5", "gzip"),
+        ("br;q=0, *", "gzip"),
+        ("identity", ""),
+        ("gzip;q=0", ""),
+        ("deflate", ""),
+    ] {
+        let (coding, decoded, raw, headers) = fetch_decoded(bundle(), accept).await;
+        assert_eq!(coding, expected, "bundle with accept-encoding: {accept}");
+        assert_eq!(
+            decoded, plain,
+            "the same document in every coding ({accept})"
+        );
+        assert_eq!(headers["etag"], etag, "one ETag for every coding");
+        assert!(
+            headers["vary"]
+                .to_str()
+                .unwrap()
+                .to_ascii_lowercase()
+                .contains("accept-encoding"),
+            "caches are told the coding depends on accept-encoding ({accept})"
+        );
+        if !expected.is_empty() {
+            assert_eq!(
+                headers["content-length"].to_str().unwrap(),
+                raw.to_string(),
+                "a kept document is sent whole, with its length"
+            );
+            sizes.insert(expected, raw);
+        }
+    }
+    assert!(
+        sizes["br"] < sizes["gzip"] && sizes["gzip"] * 4 < plain.len(),
+        "kept downloads are compressed hard: {sizes:?} of {}",
+        plain.len()
+    );
+
+    // A compiled checklist is kept compressed too, and revalidates as before.
+    let (_, _, listed) = call(app.get("/api/v1/checklists").bearer_auth(&token)).await;
+    let entrance = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "entrance")
+        .unwrap()
+        .clone();
+    let path = format!(
+        "/api/v1/checklists/entrance/versions/{}",
+        entrance["version"].as_str().unwrap()
+    );
+    let (coding, decoded, _, headers) =
+        fetch_decoded(app.get(&path).bearer_auth(&token), "br").await;
+    assert_eq!(coding, "br");
+    let compiled: Value = serde_json::from_slice(&decoded).unwrap();
+    assert_eq!(compiled["id"], "entrance");
+    let (status, _, _) = call(
+        app.get(&path)
+            .bearer_auth(&token)
+            .header("accept-encoding", "br")
+            .header("if-none-match", headers["etag"].to_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+
+    // Answers are made per request: gzip, which costs the least on the fly;
+    // a client that accepts brotli alone gets them as they are.
+    let site = app.demo_site(&token, "библиотека").await;
+    let id = Uuid::new_v4().to_string();
+    let (status, _, _) = call(put_audit(&app, &token, &id, &json!({"site_id": site}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let answers = json!({"territory.parking_total": 4});
+    let (coding, decoded, raw, _) = fetch_decoded(
+        patch(&app, &token, &id, Some("\"1\""), answers.clone()),
+        "gzip, deflate, br",
+    )
+    .await;
+    assert_eq!(coding, "gzip");
+    assert!(raw * 3 < decoded.len(), "{raw} bytes for {}", decoded.len());
+    let patched: Value = serde_json::from_slice(&decoded).unwrap();
+    assert_eq!(patched["answers"]["territory.parking_total"], 4);
+    let (status, _, stored) =
+        call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        patched, stored,
+        "the compressed answer is the audit as stored"
+    );
+    let (coding, decoded, _, _) = fetch_decoded(
+        patch(
+            &app,
+            &token,
+            &id,
+            Some("\"2\""),
+            json!({"territory.parking_total": 5}),
+        ),
+        "br",
+    )
+    .await;
+    assert_eq!(coding, "", "brotli is kept for the documents made once");
+    let patched: Value = serde_json::from_slice(&decoded).unwrap();
+    assert_eq!(patched["version"], 3);
+}
+
 #[tokio::test]
 async fn a_scripted_offline_session_reaches_the_second_device() {
     let app = TestApp::spawn_demo().await;

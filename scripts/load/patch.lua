@@ -16,6 +16,8 @@
 --   DOSTUP_LOAD_KEY_PREFIX optional: send an Idempotency-Key on every request,
 --                       unique per request: "<prefix>-<audit-id>-<n>", as a
 --                       phone does; use a new prefix for every run
+--   DOSTUP_LOAD_ACCEPT_ENCODING optional: an Accept-Encoding header to send
+--                       (e.g. gzip, as Android's HTTP client adds by itself)
 
 local script_dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local report = dofile(script_dir .. "report.lua")
@@ -74,6 +76,10 @@ function init(args)
   local prefer = os.getenv("DOSTUP_LOAD_PREFER")
   if prefer and prefer ~= "" then
     headers["Prefer"] = prefer
+  end
+  local accept_encoding = os.getenv("DOSTUP_LOAD_ACCEPT_ENCODING")
+  if accept_encoding and accept_encoding ~= "" then
+    headers["Accept-Encoding"] = accept_encoding
   end
   if key_prefix == "" then
     key_prefix = nil

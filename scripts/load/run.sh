@@ -3,8 +3,8 @@
 #   1. PATCH /api/v1/audits/{id}/answers at 64 connections, each connection on
 #      its own audit, carrying the version from the previous ETag in If-Match,
 #      first with the full answer, then with Prefer: return=minimal, then
-#      with the full answer and a fresh Idempotency-Key on every request, as
-#      phones send them;
+#      with the full answer and a fresh Idempotency-Key on every request,
+#      and last as phones send them: a key and Accept-Encoding: gzip;
 #   2. GET /api/v1/checklists/{id}/versions/{version} with If-None-Match (304)
 #      at 64 connections;
 # on the embedded SQLite default and on PostgreSQL. See docs/performance.md.
@@ -291,6 +291,15 @@ bench() { # $1: sqlite | postgres
   run_wrk "$label" "$duration" "$connections" patch.lua
   unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD
 
+  # What a phone sends: a key on every request, and Accept-Encoding, which
+  # the platforms' HTTP clients add by themselves (Android's: gzip).
+  log "$label: PATCH answers as a phone sends them: Idempotency-Key and Accept-Encoding: gzip"
+  refresh_versions
+  export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-phone" \
+    DOSTUP_LOAD_ACCEPT_ENCODING="gzip"
+  run_wrk "$label" "$duration" "$connections" patch.lua
+  unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD DOSTUP_LOAD_ACCEPT_ENCODING
+
   local first path etag status
   first="$(http GET /api/v1/checklists "${auth[@]}" | jq -ec '.items[0]')"
   path="/api/v1/checklists/$(jq -r .id <<<"$first")/versions/$(jq -r .version <<<"$first")"
@@ -319,7 +328,7 @@ done
   while IFS=$'\t' read -r label workload _requests rps p50 p99 max unexpected socket; do
     goal=""
     case "$workload" in
-      patch | patch-minimal | patch-keyed) goal="≥ 2000 req/s, p99 ≤ 25 ms: $(awk -v r="$rps" -v p="$p99" 'BEGIN { print (r >= 2000 && p <= 25) ? "met" : "missed" }')" ;;
+      patch | patch-minimal | patch-keyed | patch-phone) goal="≥ 2000 req/s, p99 ≤ 25 ms: $(awk -v r="$rps" -v p="$p99" 'BEGIN { print (r >= 2000 && p <= 25) ? "met" : "missed" }')" ;;
       checklist-304) goal="≥ 20000 req/s: $(awk -v r="$rps" 'BEGIN { print (r >= 20000) ? "met" : "missed" }')" ;;
     esac
     ((socket > 0)) && goal="$goal; $socket socket errors"

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiPath, Auth};
-use crate::catalogs::Prepared;
+use crate::catalogs::{Coding, Prepared};
 use crate::checklist::Localized;
 use crate::db;
 
@@ -75,7 +75,8 @@ async fn list_checklists(State(state): State<AppState>, Auth(_): Auth) -> Json<C
 #[utoipa::path(get, path = "/checklists/{id}/versions/{version}", tag = "checklists",
     security(("bearer" = [])),
     params(("id" = String, Path), ("version" = String, Path),
-           ("If-None-Match" = Option<String>, Header, description = "ETag held by the client")),
+           ("If-None-Match" = Option<String>, Header, description = "ETag held by the client"),
+           ("Accept-Encoding" = Option<String>, Header, description = "`br` (preferred) or `gzip`: the document as kept compressed, with `Content-Encoding` and `Content-Length`; the ETag is the same in every coding")),
     responses((status = 200, description = "compiled checklist, with ETag", content_type = "application/json"),
               (status = 304, description = "unchanged"),
               (status = 404, body = Problem)))]
@@ -86,7 +87,7 @@ async fn get_checklist_version(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(prepared) = state.catalogs.compiled(&id, &version) {
-        return Ok(conditional(&headers, prepared));
+        return Ok(conditional(&headers, prepared, preferred_coding(&headers)).await);
     }
     let stored = db::catalog::checklist_version(&state.db, &id, &version)
         .await?
@@ -94,7 +95,9 @@ async fn get_checklist_version(
         .ok_or_else(|| ApiError::not_found("checklist version"))?;
     let value: serde_json::Value = serde_json::from_str(&stored)
         .map_err(|e| anyhow::anyhow!("stored checklist {id} {version} is not JSON: {e}"))?;
-    Ok(conditional(&headers, &Prepared::from_value(&value)))
+    // Older versions are rare: prepared for this request alone, they are
+    // left to the compression layer.
+    Ok(conditional(&headers, &Prepared::from_value(&value), None).await)
 }
 
 /// A methodology of the current release.
@@ -142,13 +145,15 @@ async fn list_methodologies(State(state): State<AppState>, Auth(_): Auth) -> Jso
     Json(MethodologyList { items })
 }
 
-/// Everything a client needs to audit with one methodology in one response
-/// (compressed when the client accepts gzip or br): the methodology, the
-/// release it belongs to and every compiled checklist.
+/// Everything a client needs to audit with one methodology in one response:
+/// the methodology, the release it belongs to and every compiled checklist.
+/// Kept compressed at the best level of brotli and of gzip; sent in the
+/// first of them that `Accept-Encoding` accepts.
 #[utoipa::path(get, path = "/methodologies/{id}/bundle", tag = "checklists",
     security(("bearer" = [])),
     params(("id" = String, Path),
-           ("If-None-Match" = Option<String>, Header, description = "ETag held by the client")),
+           ("If-None-Match" = Option<String>, Header, description = "ETag held by the client"),
+           ("Accept-Encoding" = Option<String>, Header, description = "`br` (preferred) or `gzip`: the document as kept compressed, with `Content-Encoding` and `Content-Length`; the ETag is the same in every coding")),
     responses((status = 200, description = "`{methodology, release, engine_version, checklists}`, with ETag",
                content_type = "application/json"),
               (status = 304, description = "unchanged"),
@@ -163,11 +168,15 @@ async fn get_bundle(
         .catalogs
         .bundle(&id)
         .ok_or_else(|| ApiError::not_found("methodology"))?;
-    Ok(conditional(&headers, prepared))
+    Ok(conditional(&headers, prepared, preferred_coding(&headers)).await)
 }
 
-/// 304 when `If-None-Match` names the document's ETag (or `*`), else 200.
-fn conditional(headers: &HeaderMap, prepared: &Prepared) -> Response {
+/// 304 when `If-None-Match` names the document's ETag (or `*`), else 200:
+/// in `coding` when one is given and the compressed form can be had (the
+/// compression layer then leaves it alone), otherwise as it is, for the
+/// compression layer to encode as the client accepts. Every coding carries
+/// the same ETag, so a client revalidates whichever it holds.
+async fn conditional(headers: &HeaderMap, prepared: &Prepared, coding: Option<Coding>) -> Response {
     let matches = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -179,24 +188,77 @@ fn conditional(headers: &HeaderMap, prepared: &Prepared) -> Response {
         });
     let etag = HeaderValue::from_str(&prepared.etag).unwrap_or(HeaderValue::from_static("\"\""));
     let cache = HeaderValue::from_static("private, no-cache");
+    let vary = HeaderValue::from_static("accept-encoding");
     if matches {
         return (
             StatusCode::NOT_MODIFIED,
-            [(header::ETAG, etag), (header::CACHE_CONTROL, cache)],
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, cache),
+                (header::VARY, vary),
+            ],
         )
             .into_response();
     }
-    (
-        StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, cache),
+        (header::VARY, vary),
+    ];
+    if let Some(coding) = coding {
+        match prepared.encoded(coding).await {
+            Ok(body) => {
+                let encoding = [(
+                    header::CONTENT_ENCODING,
+                    HeaderValue::from_static(coding.name()),
+                )];
+                return (StatusCode::OK, headers, encoding, Body::from(body)).into_response();
+            }
+            Err(e) => tracing::warn!(
+                etag = %prepared.etag,
+                coding = coding.name(),
+                "a prepared document did not compress, sent as it is: {e}"
             ),
-            (header::ETAG, etag),
-            (header::CACHE_CONTROL, cache),
-        ],
-        Body::from(prepared.json.clone()),
-    )
-        .into_response()
+        }
+    }
+    (StatusCode::OK, headers, Body::from(prepared.json.clone())).into_response()
+}
+
+/// The coding to send a kept document in, from `Accept-Encoding`: brotli,
+/// else gzip, when the client accepts it with a q-value above 0 (by name or
+/// by `*`); `None` when it accepts neither.
+fn preferred_coding(headers: &HeaderMap) -> Option<Coding> {
+    let (mut brotli, mut gzip, mut any) = (None, None, None);
+    for entry in headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = entry.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let q = parts
+            .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok());
+        let Some(q) = q else { continue };
+        if name.eq_ignore_ascii_case("br") {
+            brotli = Some(q);
+        } else if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q);
+        } else if name == "*" {
+            any = Some(q);
+        }
+    }
+    let accepted = |q: Option<f32>| q.or(any).is_some_and(|q| q > 0.0);
+    if accepted(brotli) {
+        Some(Coding::Brotli)
+    } else if accepted(gzip) {
+        Some(Coding::Gzip)
+    } else {
+        None
+    }
 }

@@ -33,7 +33,7 @@ use axum::response::Response;
 use sea_orm::DatabaseConnection;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -146,7 +146,13 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(CompressionLayer::new())
+        // Answers are made per request, so they are compressed for speed:
+        // gzip at its fastest level takes a quarter of its default's time on
+        // an audit (0.12 ms against 0.52) for 11 KB instead of 8 KB of 42 KB.
+        // Brotli is slower than gzip at every level that matters here
+        // (docs/performance.md); the documents made once (checklists,
+        // bundles) carry their own, best-compressed, encodings.
+        .layer(CompressionLayer::new().no_br().quality(CompressionLevel::Fastest))
         // Tus discovery is answered before CORS, which treats every OPTIONS
         // as a preflight; without configured origins there is no CORS layer.
         .layer(axum::middleware::from_fn_with_state(
