@@ -311,6 +311,49 @@ async fn downloads_and_answers_travel_in_the_coding_the_client_accepts() {
     assert_eq!(coding, "", "brotli is kept for the documents made once");
     let patched: Value = serde_json::from_slice(&decoded).unwrap();
     assert_eq!(patched["version"], 3);
+
+    // A keyed answer goes out as the stream stored for replay, framed as
+    // gzip (the decoder checks its CRC and length); a replay comes in
+    // whatever coding the retry accepts.
+    let keyed = || {
+        patch(
+            &app,
+            &token,
+            &id,
+            Some("\"3\""),
+            json!({"territory.parking_total": 6}),
+        )
+        .header("idempotency-key", "coding-1")
+    };
+    let (coding, first, raw, headers) = fetch_decoded(keyed(), "gzip").await;
+    assert_eq!(coding, "gzip");
+    assert_eq!(headers["content-length"].to_str().unwrap(), raw.to_string());
+    assert!(
+        headers["vary"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("accept-encoding")
+    );
+    assert!(headers.get("idempotent-replayed").is_none());
+    let first: Value = serde_json::from_slice(&first).unwrap();
+    let (_, _, stored) = call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
+    assert_eq!(first, stored);
+    assert_eq!(first["version"], 4);
+    for accept in ["identity", "gzip", "gzip, deflate, br"] {
+        let (coding, replayed, _, headers) = fetch_decoded(keyed(), accept).await;
+        assert_eq!(headers["idempotent-replayed"], "true", "{accept}");
+        assert_eq!(
+            coding,
+            if accept == "identity" { "" } else { "gzip" },
+            "{accept}"
+        );
+        assert_eq!(
+            serde_json::from_slice::<Value>(&replayed).unwrap(),
+            first,
+            "{accept}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -824,7 +867,7 @@ async fn idempotency_keys_replay_instead_of_repeating() {
 #[tokio::test]
 async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     use dostup::db::entity::idempotency_key;
-    use dostup::db::idempotency::{self, Claim};
+    use dostup::db::idempotency::{self, Claim, Deflated};
     use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter, sea_query::Expr};
 
     let app = TestApp::spawn().await;
@@ -873,7 +916,7 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
         "hash-1",
         200,
         "{}".into(),
-        answer.as_bytes(),
+        &Deflated::new(answer.as_bytes()),
     )
     .await
     .unwrap();
@@ -930,9 +973,17 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     ));
     // The first request, finishing late, does not store its answer under
     // the key the second one holds now.
-    idempotency::complete(db, user, "batch", "hash-3", 200, "{}".into(), b"late")
-        .await
-        .unwrap();
+    idempotency::complete(
+        db,
+        user,
+        "batch",
+        "hash-3",
+        200,
+        "{}".into(),
+        &Deflated::new(b"late"),
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         idempotency::claim(db, user, "batch", "hash-4")
             .await

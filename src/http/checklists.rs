@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::encoding::Accepted;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiPath, Auth};
 use crate::catalogs::{Coding, Prepared};
@@ -87,7 +88,7 @@ async fn get_checklist_version(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(prepared) = state.catalogs.compiled(&id, &version) {
-        return Ok(conditional(&headers, prepared, preferred_coding(&headers)).await);
+        return Ok(conditional(&headers, prepared, Accepted::of(&headers).preferred()).await);
     }
     let stored = db::catalog::checklist_version(&state.db, &id, &version)
         .await?
@@ -168,7 +169,7 @@ async fn get_bundle(
         .catalogs
         .bundle(&id)
         .ok_or_else(|| ApiError::not_found("methodology"))?;
-    Ok(conditional(&headers, prepared, preferred_coding(&headers)).await)
+    Ok(conditional(&headers, prepared, Accepted::of(&headers).preferred()).await)
 }
 
 /// 304 when `If-None-Match` names the document's ETag (or `*`), else 200:
@@ -226,39 +227,4 @@ async fn conditional(headers: &HeaderMap, prepared: &Prepared, coding: Option<Co
         }
     }
     (StatusCode::OK, headers, Body::from(prepared.json.clone())).into_response()
-}
-
-/// The coding to send a kept document in, from `Accept-Encoding`: brotli,
-/// else gzip, when the client accepts it with a q-value above 0 (by name or
-/// by `*`); `None` when it accepts neither.
-fn preferred_coding(headers: &HeaderMap) -> Option<Coding> {
-    let (mut brotli, mut gzip, mut any) = (None, None, None);
-    for entry in headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-    {
-        let mut parts = entry.split(';').map(str::trim);
-        let name = parts.next().unwrap_or_default();
-        let q = parts
-            .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
-            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok());
-        let Some(q) = q else { continue };
-        if name.eq_ignore_ascii_case("br") {
-            brotli = Some(q);
-        } else if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
-            gzip = Some(q);
-        } else if name == "*" {
-            any = Some(q);
-        }
-    }
-    let accepted = |q: Option<f32>| q.or(any).is_some_and(|q| q > 0.0);
-    if accepted(brotli) {
-        Some(Coding::Brotli)
-    } else if accepted(gzip) {
-        Some(Coding::Gzip)
-    } else {
-        None
-    }
 }

@@ -5,6 +5,9 @@
 //! while the first is still running is 409 `idempotency-key-in-progress`.
 //! Keys are per user and kept for 24 hours. Server errors (5xx) are not
 //! stored, so a retry after one runs the request again.
+//!
+//! The stored body is deflated; a client that accepts gzip gets that same
+//! stream framed as gzip, so a keyed answer is compressed once, not twice.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -14,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::encoding::Accepted;
 use super::error::ApiError;
-use crate::db::idempotency::{self, Claim};
+use crate::db::idempotency::{self, Claim, Deflated};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -66,6 +70,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         return Ok(next.run(request).await);
     };
 
+    let gzip = Accepted::of(request.headers()).gzip;
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, state.settings.body_limit_bytes)
         .await
@@ -105,7 +110,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     let bytes = match to_bytes(body, MAX_STORED_RESPONSE).await {
         Ok(bytes) => bytes,
         Err(err) => {
@@ -117,19 +122,46 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
     };
     if parts.status.is_server_error() {
         idempotency::release(&state.db, user.user_id, &key).await?;
-    } else {
-        idempotency::complete(
-            &state.db,
-            user.user_id,
-            &key,
-            &hash,
-            parts.status.as_u16(),
-            kept_headers(&parts.headers),
-            &bytes,
-        )
-        .await?;
+        return Ok(Response::from_parts(parts, Body::from(bytes)));
+    }
+    let deflated = Deflated::new(&bytes);
+    idempotency::complete(
+        &state.db,
+        user.user_id,
+        &key,
+        &hash,
+        parts.status.as_u16(),
+        kept_headers(&parts.headers),
+        &deflated,
+    )
+    .await?;
+    if gzip && worth_compressing(&parts.headers, bytes.len()) {
+        // The compression layer leaves an answer with a coding alone.
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts
+            .headers
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        parts
+            .headers
+            .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        return Ok(Response::from_parts(
+            parts,
+            Body::from(deflated.to_gzip(&bytes)),
+        ));
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// A JSON answer the compression layer would compress (it leaves bodies
+/// under 32 bytes alone), not yet encoded.
+fn worth_compressing(headers: &HeaderMap, len: usize) -> bool {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.starts_with("application/json") || t.starts_with("application/problem+json")
+        });
+    json && len >= 32 && !headers.contains_key(header::CONTENT_ENCODING)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod audits;
 pub mod auth;
 pub mod checklists;
+mod encoding;
 pub mod error;
 pub mod extract;
 mod health;
