@@ -1,7 +1,9 @@
 //! Compressing an audit's answer on the fly: the evaluation of a full-site
 //! audit (most of what `PATCH /audits/{id}/answers` and `GET /audits/{id}`
-//! send) with gzip and brotli at the levels the service could use. Sizes are
-//! printed once per level; the times are criterion's.
+//! send) with gzip and brotli at the levels the service could use, and what
+//! a keyed answer costs to store for replay and send gzipped: compressed
+//! twice, or once with the stored stream framed as gzip. Sizes are printed
+//! once per level; the times are criterion's.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -9,6 +11,7 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dostup::checklist::{AnswerSet, Catalog, Overrides, evaluate};
+use dostup::db::idempotency::Deflated;
 
 fn gzip(body: &[u8], level: u32) -> usize {
     let mut encoder = flate2::write::GzEncoder::new(
@@ -52,6 +55,19 @@ fn compression(c: &mut Criterion) {
             b.iter(|| gzip(black_box(&body), level));
         });
     }
+    c.bench_function("keyed/deflate+gzip", |b| {
+        b.iter(|| {
+            let stored = Deflated::new(black_box(&body));
+            (stored, gzip(black_box(&body), 1))
+        });
+    });
+    c.bench_function("keyed/deflate+frame", |b| {
+        b.iter(|| {
+            let stored = Deflated::new(black_box(&body));
+            let sent = stored.to_gzip(black_box(&body)).len();
+            (stored, sent)
+        });
+    });
     for quality in [1, 2, 4] {
         eprintln!("brotli {quality}: {} bytes", brotli(&body, quality));
         c.bench_function(&format!("brotli/{quality}"), |b| {
