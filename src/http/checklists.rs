@@ -201,7 +201,7 @@ async fn conditional(headers: &HeaderMap, prepared: &Prepared, coding: Option<Co
         )
             .into_response();
     }
-    let headers = [
+    let described = [
         (
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -217,7 +217,7 @@ async fn conditional(headers: &HeaderMap, prepared: &Prepared, coding: Option<Co
                     header::CONTENT_ENCODING,
                     HeaderValue::from_static(coding.name()),
                 )];
-                return (StatusCode::OK, headers, encoding, Body::from(body)).into_response();
+                return (StatusCode::OK, described, encoding, Body::from(body)).into_response();
             }
             Err(e) => tracing::warn!(
                 etag = %prepared.etag,
@@ -226,5 +226,5 @@ async fn conditional(headers: &HeaderMap, prepared: &Prepared, coding: Option<Co
             ),
         }
     }
-    (StatusCode::OK, headers, Body::from(prepared.json.clone())).into_response()
+    (StatusCode::OK, described, Body::from(prepared.json.clone())).into_response()
 }

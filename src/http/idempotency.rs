@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 use super::AppState;
 use super::encoding::Accepted;
@@ -110,7 +111,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let bytes = match to_bytes(body, MAX_STORED_RESPONSE).await {
         Ok(bytes) => bytes,
         Err(err) => {
@@ -135,33 +136,20 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         &deflated,
     )
     .await?;
-    if gzip && worth_compressing(&parts.headers, bytes.len()) {
-        // The compression layer leaves an answer with a coding alone.
-        parts.headers.remove(header::CONTENT_LENGTH);
-        parts
-            .headers
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        parts
-            .headers
-            .append(header::VARY, HeaderValue::from_static("accept-encoding"));
-        return Ok(Response::from_parts(
-            parts,
-            Body::from(deflated.to_gzip(&bytes)),
-        ));
+    let mut response = Response::from_parts(parts, Body::from(bytes.clone()));
+    // What the compression layer would compress, by its own rule; it leaves
+    // an answer that already has a coding alone.
+    if gzip
+        && !response.headers().contains_key(header::CONTENT_ENCODING)
+        && DefaultPredicate::new().should_compress(&response)
+    {
+        let headers = response.headers_mut();
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        *response.body_mut() = Body::from(deflated.to_gzip(&bytes));
     }
-    Ok(Response::from_parts(parts, Body::from(bytes)))
-}
-
-/// A JSON answer the compression layer would compress (it leaves bodies
-/// under 32 bytes alone), not yet encoded.
-fn worth_compressing(headers: &HeaderMap, len: usize) -> bool {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            t.starts_with("application/json") || t.starts_with("application/problem+json")
-        });
-    json && len >= 32 && !headers.contains_key(header::CONTENT_ENCODING)
+    Ok(response)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
