@@ -198,11 +198,17 @@ pub async fn update_answers(
     let text = serde_json::to_string(answers).unwrap_or_else(|_| "{}".to_owned());
     let changed: Vec<&String> = answers.keys().collect();
     let detail = json!({ "answers": changed });
-    if let Some(embedded) = super::embedded::of(db) {
-        return embedded.update_answers(before, text, actor, detail).await;
-    }
-    if db.get_database_backend() == DbBackend::Postgres {
-        return update_answers_in_one_statement(db, before, text, actor, detail).await;
+    let embedded = super::embedded::of(db);
+    if embedded.is_some() || db.get_database_backend() == DbBackend::Postgres {
+        let (after, row) = answered(before, text, actor, detail)?;
+        let written = match embedded {
+            Some(embedded) => embedded.update_answers(before, after, row).await?,
+            None => update_answers_in_one_statement(db, before, after, row).await?,
+        };
+        if written.is_some() {
+            super::outbox::written();
+        }
+        return Ok(written);
     }
     let (owned, before, actor) = (db.clone(), before.clone(), actor.clone());
     super::on_writer(db, async move {
@@ -225,24 +231,21 @@ pub async fn update_answers(
     .await
 }
 
-/// [`update_answers`] on PostgreSQL: the update and its outbox row in one
-/// statement, outside any transaction, so a write is one round trip. It
-/// returns only the id, not the row with its answers: the row it wrote is
-/// the one built here.
+/// The audit `before` with `answers`, as an answer write leaves it, and the
+/// outbox row that records the step, both built before the write.
 ///
-/// The outbox row is built before the statement, from `before` with the new
-/// answers, version and time. That is exact because the update applies only
-/// to the row `before` shows in every column the log and the change carry:
-/// the version (every edit bumps it), the status, the revision and the
-/// claim (claims do not bump the version); the rest never changes after
-/// creation.
-async fn update_answers_in_one_statement(
-    db: &DatabaseConnection,
+/// That is exact because the write applies only to the row `before` shows
+/// in every column the log and the change carry: the version (every edit
+/// bumps it), the status, the revision and the claim (claims do not bump
+/// the version); the rest never changes after creation. Building them
+/// first keeps the embedded database's writers' turn, which every writer
+/// waits for, down to the statements themselves.
+fn answered(
     before: &audit::Model,
     answers: String,
     actor: &Actor,
     detail: Json,
-) -> Result<Option<audit::Model>, DbError> {
+) -> Result<(audit::Model, super::outbox::Row), DbError> {
     let after = audit::Model {
         version: before.version + 1,
         updated_at: now(),
@@ -253,6 +256,20 @@ async fn update_answers_in_one_statement(
         .detail(detail)
         .record(actor);
     let row = super::outbox::Row::new(Some(entry), Some(change.into()))?;
+    Ok((after, row))
+}
+
+/// [`update_answers`] on PostgreSQL: the update and its outbox row (see
+/// [`answered`]) in one statement, outside any transaction, so a write is
+/// one round trip; `after` if the audit was still as `before` shows it.
+/// The statement returns only the id, not the row with its answers: the row
+/// it wrote is `after`.
+async fn update_answers_in_one_statement(
+    db: &DatabaseConnection,
+    before: &audit::Model,
+    after: audit::Model,
+    row: super::outbox::Row,
+) -> Result<Option<audit::Model>, DbError> {
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "WITH updated AS (\
@@ -276,11 +293,7 @@ async fn update_answers_in_one_statement(
             row.created_at.into(),
         ],
     );
-    if db.query_one_raw(statement).await?.is_none() {
-        return Ok(None);
-    }
-    super::outbox::written();
-    Ok(Some(after))
+    Ok(db.query_one_raw(statement).await?.map(|_| after))
 }
 
 /// Submits the audit if it is still as `before` shows it and editable: it

@@ -3,9 +3,10 @@
 //! exclusive), then stores its response; retries replay that response.
 //!
 //! Every keyed request writes twice, so on the embedded database these
-//! writes run on its own connections in the writers' turn (see
-//! [`super::embedded`]), like the answer write they usually wrap: a write
-//! outside the turn would meet a writer inside it in SQLite's busy handler.
+//! writes go to its writer (see [`super::embedded`]), like the answer write
+//! they usually wrap, and are committed with the writes around them: a
+//! write outside the writers' turn would meet a writer inside it in
+//! SQLite's busy handler.
 
 use std::io::{Read, Write};
 
@@ -228,7 +229,7 @@ pub async fn complete(
     let body = &body.0;
     let stored = if let Some(embedded) = super::embedded::of(db) {
         embedded
-            .complete_key(user, key, request_hash, status, &headers, body)
+            .complete_key(user, key, request_hash, status, headers, body.clone())
             .await?
     } else {
         let update = idempotency_key::Entity::update_many()

@@ -148,10 +148,11 @@ pub(super) async fn write_alone<T>(
     }
 }
 
-/// Waits for the SQLite writers' turn, for a write that does not go
-/// through [`begin_write`] (see [`embedded`]).
-pub(super) async fn sqlite_turn() -> tokio::sync::MutexGuard<'static, ()> {
-    SQLITE_WRITER.lock().await
+/// Waits for the SQLite writers' turn on a thread outside the runtime: the
+/// embedded path's writer thread takes it for each batch of writes (see
+/// [`embedded`]).
+pub(super) fn sqlite_turn_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    SQLITE_WRITER.blocking_lock()
 }
 
 impl Write {

@@ -11,15 +11,14 @@
 //! (rusqlite, on the SQLite library sqlx links) for the path that mobile
 //! clients drive and for the sealer that follows it:
 //! - reading an audit and its photos runs in place on the request's thread;
-//! - writing a batch of answers and its outbox row runs in place while
-//!   holding the writers' turn (see [`super::Write`]), from `BEGIN` to
-//!   `COMMIT` with nothing to wait for;
-//! - claiming an `Idempotency-Key` and storing the response for replay
-//!   (see [`super::idempotency`]) run in place in the turn as well, since
-//!   phones send a key with every batch;
-//! - a sealing pass (see [`super::outbox`]) runs on the writer thread, also
-//!   in one go, and afterwards schedules a checkpoint off the turn, so that
-//!   no writer copies the write-ahead log back while the others wait.
+//! - writing a batch of answers and its outbox row, claiming an
+//!   `Idempotency-Key` and storing the response for replay (see
+//!   [`super::idempotency`]; phones send a key with every batch), and a
+//!   sealing pass (see [`super::outbox`]) go to one writer thread (see
+//!   [`writer`]), one hand-off per write, which commits the writes that
+//!   came in together as one transaction; after a sealing pass a checkpoint
+//!   is scheduled off the writer, so that no writer copies the write-ahead
+//!   log back while the others wait.
 //!
 //! Each of these statements is bounded: a lookup by key, one row written,
 //! one batch of the outbox. Everything else goes through sea-orm; both sides
@@ -40,20 +39,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{
-    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use sea_orm::{DatabaseConnection, DbBackend};
-use tokio::runtime::{Handle, RuntimeFlavor};
 use uuid::Uuid;
 
 use super::DbError;
-use super::audit_log::{Actor, HEAD_ID, chain_after, missing_head};
-use super::audits::Step;
+use super::audit_log::{HEAD_ID, chain_after, missing_head};
 use super::changes::numbered_after;
 use super::entity::{audit, idempotency_key, outbox as outbox_row, photo};
 use super::idempotency::{self, Claim};
 use super::outbox;
+
+mod writer;
 
 /// Idle connections kept per database; more are opened when requests need
 /// them, and closed when they come back to a full shelf.
@@ -144,64 +141,54 @@ impl Embedded {
         })
     }
 
-    /// Replaces the answers of the audit `before` describes (editable, as
-    /// the caller checked), if it is still at that version and status, and records the step in the outbox, in
-    /// one transaction; `None` when another write got there first or the
-    /// status no longer allows edits.
+    /// Writes `after`'s answers, version and time over the audit `before`
+    /// describes, if it is still as `before` shows it, and records the step
+    /// in the outbox with `row`, in one transaction; `after` if it wrote
+    /// (see [`super::audits::update_answers`], which builds `after` and
+    /// `row` before the write, so that the writer runs only the statements).
     ///
     /// # Errors
     /// Database failure; nothing is written then.
     pub(super) async fn update_answers(
-        &self,
+        self: &Arc<Self>,
         before: &audit::Model,
-        answers: String,
-        actor: &Actor,
-        detail: serde_json::Value,
+        after: audit::Model,
+        row: outbox::Row,
     ) -> Result<Option<audit::Model>, DbError> {
-        let updated = self
-            .write(|conn| {
-                let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let updated = txn
-                    .prepare_cached(concat!(
-                        "UPDATE audits SET version = version + 1, updated_at = ?1, answers = ?2 \
-                     WHERE id = ?3 AND version = ?4 AND status = ?5 RETURNING ",
-                        audit_columns!()
-                    ))?
-                    .query_row(
-                        params![
-                            timestamp(super::now()),
-                            answers,
-                            before.id.as_bytes(),
-                            before.version,
-                            before.status,
-                        ],
-                        audit_row,
-                    )
-                    .optional()?;
-                // Dropping the transaction without a commit rolls it back.
-                let Some(updated) = updated else {
-                    return Ok(None);
-                };
-                let step = Step::new("audit.updated", "audit.answers_updated", before, &updated)
-                    .detail(detail.clone());
-                let (entry, change) = step.record(actor);
-                let row = outbox::Row::new(Some(entry), Some(change.into()))?;
-                txn.prepare_cached(
-                    "INSERT INTO outbox (entry, change, created_at) VALUES (?1, ?2, ?3)",
+        let (updated_at, created_at) = (timestamp(after.updated_at), timestamp(row.created_at));
+        let (id, version, status, revision) = (
+            before.id.into_bytes(),
+            before.version,
+            before.status.clone(),
+            before.revision,
+        );
+        let claimed_by = before.claimed_by.map(Uuid::into_bytes);
+        self.write(move |conn| {
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE audits SET version = version + 1, updated_at = ?1, answers = ?2 \
+                     WHERE id = ?3 AND version = ?4 AND status = ?5 AND revision = ?6 \
+                     AND claimed_by IS ?7",
                 )?
                 .execute(params![
-                    row.entry,
-                    row.change,
-                    timestamp(row.created_at)
+                    updated_at,
+                    after.answers,
+                    id,
+                    version,
+                    status,
+                    revision,
+                    claimed_by,
                 ])?;
-                txn.commit()?;
-                Ok(Some(updated))
-            })
-            .await?;
-        if updated.is_some() {
-            outbox::written();
-        }
-        Ok(updated)
+            if updated == 0 {
+                return Ok(None);
+            }
+            conn.prepare_cached(
+                "INSERT INTO outbox (entry, change, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![row.entry, row.change, created_at])?;
+            Ok(Some(after))
+        })
+        .await
     }
 
     /// [`idempotency::claim`] in one transaction: inserts the key's row,
@@ -210,42 +197,40 @@ impl Embedded {
     /// # Errors
     /// Database failure; nothing is written then.
     pub(super) async fn claim_key(
-        &self,
+        self: &Arc<Self>,
         user: Uuid,
         key: &str,
         request_hash: &str,
     ) -> Result<Claim, DbError> {
-        self.write(|conn| {
+        let (key, request_hash) = (key.to_owned(), request_hash.to_owned());
+        self.write(move |conn| {
             let now = super::now();
             let ts = timestamp(now);
-            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let inserted = txn
+            let inserted = conn
                 .prepare_cached(
                     "INSERT INTO idempotency_keys (user_id, \"key\", request_hash, created_at, \
                      updated_at) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![user.as_bytes(), key, request_hash, ts])?;
             if inserted == 1 {
-                txn.commit()?;
                 return Ok(Claim::Fresh);
             }
-            let existing = txn
+            let existing = conn
                 .prepare_cached(concat!(
                     "SELECT ",
                     key_columns!(),
                     " FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2"
                 ))?
                 .query_row(params![user.as_bytes(), key], key_row)?;
-            if let Some(claim) = idempotency::judge(existing, request_hash, now)? {
+            if let Some(claim) = idempotency::judge(existing, &request_hash, now)? {
                 return Ok(claim);
             }
-            txn.prepare_cached(
+            conn.prepare_cached(
                 "UPDATE idempotency_keys SET request_hash = ?3, status_code = NULL, \
                  response_headers = NULL, response_body = NULL, response_deflated = NULL, \
                  created_at = ?4, updated_at = ?4 WHERE user_id = ?1 AND \"key\" = ?2",
             )?
             .execute(params![user.as_bytes(), key, request_hash, ts])?;
-            txn.commit()?;
             Ok(Claim::Fresh)
         })
         .await
@@ -258,15 +243,16 @@ impl Embedded {
     /// # Errors
     /// Database failure.
     pub(super) async fn complete_key(
-        &self,
+        self: &Arc<Self>,
         user: Uuid,
         key: &str,
         request_hash: &str,
         status: u16,
-        headers: &str,
-        deflated: &[u8],
+        headers: String,
+        deflated: Vec<u8>,
     ) -> Result<bool, DbError> {
-        self.write(|conn| {
+        let (key, request_hash) = (key.to_owned(), request_hash.to_owned());
+        self.write(move |conn| {
             let stored = conn
                 .prepare_cached(
                     "UPDATE idempotency_keys SET status_code = ?4, response_headers = ?5, \
@@ -291,8 +277,13 @@ impl Embedded {
     ///
     /// # Errors
     /// Database failure.
-    pub(super) async fn release_key(&self, user: Uuid, key: &str) -> Result<(), DbError> {
-        self.write(|conn| {
+    pub(super) async fn release_key(
+        self: &Arc<Self>,
+        user: Uuid,
+        key: &str,
+    ) -> Result<(), DbError> {
+        let key = key.to_owned();
+        self.write(move |conn| {
             conn.prepare_cached(
                 "DELETE FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2",
             )?
@@ -310,8 +301,7 @@ impl Embedded {
     /// Database failure; nothing is moved then.
     pub(super) async fn seal(self: Arc<Self>, only: Option<i64>) -> Result<usize, DbError> {
         let done = self
-            .write(|conn| {
-                let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |txn| {
                 let rows = txn
                     .prepare_cached(
                         "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
@@ -405,7 +395,6 @@ impl Embedded {
                         ])?;
                     }
                 }
-                txn.commit()?;
                 Ok(sorted.done)
             })
             .await;
@@ -437,39 +426,14 @@ impl Embedded {
         });
     }
 
-    /// Waits for the writers' turn (see [`super::Write`]), then runs `work`,
-    /// a write, first without waiting for SQLite's write lock: no writer of
-    /// this process holds it then, so it is free unless another process has
-    /// it (the command line, say). In that case `work` runs again and waits
-    /// up to the busy timeout, with the runtime's worker handed over to the
-    /// other requests meanwhile (where the runtime has more than one
-    /// thread).
-    async fn write<T>(
-        &self,
-        mut work: impl FnMut(&mut Connection) -> Result<T, DbError>,
+    /// Runs `work`, the statements of one write, on the writer thread (see
+    /// [`writer`]), in a transaction committed with the other writes that
+    /// came in meanwhile.
+    async fn write<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
-        let _turn = super::sqlite_turn().await;
-        let first = self.with(|conn| {
-            conn.busy_timeout(Duration::ZERO)?;
-            let done = work(conn);
-            conn.busy_timeout(BUSY_TIMEOUT)?;
-            done
-        });
-        match first {
-            Err(DbError::Sqlite(err))
-                if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) =>
-            {
-                let mut wait = || self.with(&mut work);
-                let threaded = Handle::try_current()
-                    .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
-                if threaded {
-                    tokio::task::block_in_place(wait)
-                } else {
-                    wait()
-                }
-            }
-            other => other,
-        }
+        writer::write(Arc::clone(self), work).await
     }
 
     /// Runs `work` on an idle connection (or a new one) and puts it back.

@@ -1,0 +1,394 @@
+//! The embedded database's writer: one thread that runs every write of the
+//! embedded path in batches, one transaction per batch (group commit).
+//!
+//! Writes used to run in place on the request's worker, each in its own
+//! transaction, after waiting for the writers' turn. The turn passes in
+//! arrival order, so under load it went to a request whose task still
+//! waited for its worker, busy rendering another answer; the turn was then
+//! owned and nobody wrote, and the cores idled (a fifth of the machine in a
+//! load run of keyed writes, each three writes in the turn).
+//!
+//! Here writes queue for a thread that does nothing else. It takes every
+//! write that has come in, runs each in a savepoint of one transaction,
+//! commits once, and answers each request:
+//! - a write whose statements fail (or panic) is rolled back to its
+//!   savepoint and fails alone; the others go on;
+//! - a failed commit fails every write of the batch, and nothing of it is
+//!   written;
+//! - a write whose request has gone (the client hung up) before it ran is
+//!   not run, as a write still waiting for the turn was not;
+//! - one commit for many writes writes each page they share (the outbox's
+//!   last page, the idempotency keys' newest) once to the write-ahead log.
+//!
+//! The thread holds the writers' turn (see [`crate::db::Write`]) for each
+//! batch, so writes through sea-orm still take turns with it. When another
+//! process holds SQLite's write lock (the command line, say), the thread
+//! waits for it up to the busy timeout; requests wait for their answer
+//! without holding a runtime worker.
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::Embedded;
+use crate::db::DbError;
+
+/// Most writes in one transaction: a batch is what came in while the
+/// previous one ran, so this bounds only a burst.
+const BATCH: usize = 128;
+
+type Panic = Box<dyn Any + Send>;
+/// What a write's request gets back: its result, or its panic.
+type Outcome<T> = Result<Result<T, DbError>, Panic>;
+
+/// Runs `work` in the next batch of writes to `db`; its statements are
+/// committed with the batch. `work` runs on the writer thread with the
+/// batch's connection, inside a transaction that it must neither begin nor
+/// end. A panic in `work` is resumed in the caller.
+///
+/// # Errors
+/// `work`'s error; or the commit's, and then nothing of `work` is written.
+pub(super) async fn write<T, F>(db: Arc<Embedded>, work: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job = Job {
+        db,
+        work: Box::new(Pending {
+            work: Some(work),
+            outcome: None,
+            reply,
+        }),
+    };
+    if queue().send(job).is_err() {
+        return Err(stopped());
+    }
+    match answer.await {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => panic::resume_unwind(panic),
+        Err(_) => Err(stopped()),
+    }
+}
+
+/// One write waiting for the writer.
+struct Job {
+    db: Arc<Embedded>,
+    work: Box<dyn Work>,
+}
+
+/// A write, whatever its result type.
+trait Work: Send {
+    /// Whether its request still waits for it.
+    fn wanted(&self) -> bool;
+    /// Runs its statements; whether they are to be kept.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers its request once the batch is committed, or has failed.
+    fn answer(self: Box<Self>, batch: Result<(), &DbError>);
+}
+
+struct Pending<T, F> {
+    work: Option<F>,
+    outcome: Option<Outcome<T>>,
+    reply: oneshot::Sender<Outcome<T>>,
+}
+
+impl<T, F> Work for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, DbError> + Send,
+{
+    fn wanted(&self) -> bool {
+        !self.reply.is_closed()
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(conn)));
+        let keep = matches!(outcome, Ok(Ok(_)));
+        self.outcome = Some(outcome);
+        keep
+    }
+
+    fn answer(self: Box<Self>, batch: Result<(), &DbError>) {
+        let outcome = match (self.outcome, batch) {
+            // Its own failure, whatever became of the batch.
+            (Some(outcome @ (Ok(Err(_)) | Err(_))), _) => outcome,
+            (Some(done), Ok(())) => done,
+            (_, Err(err)) => Ok(Err(again(err))),
+            (None, Ok(())) => Ok(Err(stopped())),
+        };
+        // Its request may have gone meanwhile; nothing was kept for it then
+        // that it would not have kept itself.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// The queue of the writer thread, which starts on first use and serves
+/// every embedded database of the process for its life.
+fn queue() -> &'static Sender<Job> {
+    static QUEUE: OnceLock<Sender<Job>> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("dostup-sqlite-writer".to_owned())
+            .spawn(move || serve(&receiver))
+            .unwrap_or_else(|err| panic!("cannot start the SQLite writer thread: {err}"));
+        sender
+    })
+}
+
+fn serve(queue: &Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // Only a bug in this module could panic here; the requests of the
+        // batch then get an error, and the thread goes on serving.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| run_batch(batch)));
+    }
+}
+
+/// Runs a batch: the writes to each database in one transaction, in the
+/// order they came in.
+fn run_batch(mut batch: Vec<Job>) {
+    let _turn = crate::db::sqlite_turn_blocking();
+    while let Some(first) = batch.first() {
+        let db = Arc::clone(&first.db);
+        let (same, rest): (Vec<Job>, Vec<Job>) =
+            batch.into_iter().partition(|job| Arc::ptr_eq(&job.db, &db));
+        batch = rest;
+        let mut writes: Vec<Box<dyn Work>> = same
+            .into_iter()
+            .map(|job| job.work)
+            .filter(|work| work.wanted())
+            .collect();
+        if writes.is_empty() {
+            continue;
+        }
+        let done = db.with(|conn| commit(conn, &mut writes));
+        for work in writes {
+            work.answer(done.as_ref().map(|_| ()));
+        }
+    }
+}
+
+/// Runs `writes` in one transaction on `conn` and commits it. A write alone
+/// needs no savepoint: if it fails, the transaction is rolled back.
+fn commit(conn: &mut Connection, writes: &mut [Box<dyn Work>]) -> Result<(), DbError> {
+    let mut txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let [work] = writes {
+        if !work.run(&txn) {
+            // Dropping the transaction without a commit rolls it back.
+            return Ok(());
+        }
+    } else {
+        for work in writes {
+            let savepoint = txn.savepoint()?;
+            if work.run(&savepoint) {
+                savepoint.commit()?;
+            }
+            // A savepoint dropped without a commit is rolled back.
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// The same failure once more, for each write of a batch that failed as a
+/// whole.
+fn again(err: &DbError) -> DbError {
+    match err {
+        DbError::Conflict(message) => DbError::Conflict(message.clone()),
+        DbError::MissingReference(message) => DbError::MissingReference(message.clone()),
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+        }
+        other => DbError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        )),
+    }
+}
+
+fn stopped() -> DbError {
+    DbError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+        Some("the SQLite writer thread stopped".to_owned()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::{Pin, pin};
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+    use std::task::Poll;
+
+    use rusqlite::params;
+
+    use super::*;
+
+    /// A database file with a table of names and one with a deferred
+    /// foreign key, which fails only at `COMMIT`.
+    fn database() -> (tempfile::TempDir, Arc<Embedded>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE names (name TEXT PRIMARY KEY);
+             CREATE TABLE refs (name TEXT REFERENCES names (name) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        let db = Arc::new(Embedded {
+            path,
+            idle: Mutex::new(Vec::new()),
+            checkpointing: AtomicBool::new(false),
+        });
+        (dir, db)
+    }
+
+    fn insert(db: &Arc<Embedded>, name: &'static str) -> impl Future<Output = Result<(), DbError>> {
+        write(Arc::clone(db), move |conn| {
+            conn.execute("INSERT INTO names (name) VALUES (?1)", params![name])?;
+            Ok(())
+        })
+    }
+
+    fn names(db: &Embedded) -> Vec<String> {
+        db.with(|conn| {
+            let mut query = conn.prepare("SELECT name FROM names ORDER BY name")?;
+            let names = query
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(names)
+        })
+        .unwrap()
+    }
+
+    /// Occupies the writer thread until the returned sender is used (or
+    /// dropped), so that the writes queued meanwhile make one batch.
+    async fn hold_writer(db: &Arc<Embedded>) -> (std::sync::mpsc::Sender<()>, impl Future) {
+        let (started, running) = oneshot::channel();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let gate = tokio::spawn(write(Arc::clone(db), move |_| {
+            let _ = started.send(());
+            let _ = wait.recv();
+            Ok(())
+        }));
+        running.await.unwrap();
+        (go, gate)
+    }
+
+    /// Polls `write` once, which puts it in the writer's queue.
+    async fn queue<F: Future>(mut write: Pin<&mut F>) {
+        std::future::poll_fn(|cx| {
+            assert!(
+                write.as_mut().poll(cx).is_pending(),
+                "a write ran while the writer was held"
+            );
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_fails_alone_and_the_rest_of_its_batch_is_committed() {
+        let (_dir, db) = database();
+        let (go, gate) = hold_writer(&db).await;
+        let mut first = pin!(insert(&db, "first"));
+        let mut conflict = pin!(write(Arc::clone(&db), |conn| {
+            conn.execute("INSERT INTO names (name) VALUES ('half')", [])?;
+            conn.execute("INSERT INTO names (name) VALUES ('first')", [])?;
+            Ok(())
+        }));
+        let mut panics = Box::pin(write(Arc::clone(&db), |conn| -> Result<(), DbError> {
+            conn.execute("INSERT INTO names (name) VALUES ('before the panic')", [])?;
+            panic!("a bug in a write");
+        }));
+        let mut last = pin!(insert(&db, "last"));
+        queue(first.as_mut()).await;
+        queue(conflict.as_mut()).await;
+        queue(panics.as_mut()).await;
+        queue(last.as_mut()).await;
+        go.send(()).unwrap();
+        gate.await;
+
+        first.await.unwrap();
+        assert!(
+            matches!(conflict.await, Err(DbError::Conflict(_))),
+            "a unique violation is a conflict"
+        );
+        let panicked = tokio::spawn(panics).await;
+        assert!(
+            panicked.unwrap_err().is_panic(),
+            "the panic reaches its caller"
+        );
+        last.await.unwrap();
+        // The failing writes left nothing behind, not even their first
+        // statements; the others are there.
+        assert_eq!(names(&db), ["first", "last"]);
+        // The writer goes on after a panic.
+        insert(&db, "after").await.unwrap();
+        assert_eq!(names(&db), ["after", "first", "last"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_every_write_of_its_batch() {
+        let (_dir, db) = database();
+        let (go, gate) = hold_writer(&db).await;
+        let mut fine = pin!(insert(&db, "fine"));
+        // Accepted by its statement; the deferred key fails the commit.
+        let mut dangling = pin!(write(Arc::clone(&db), |conn| {
+            conn.execute("INSERT INTO refs (name) VALUES ('nobody')", [])?;
+            Ok(())
+        }));
+        queue(fine.as_mut()).await;
+        queue(dangling.as_mut()).await;
+        go.send(()).unwrap();
+        gate.await;
+
+        let (fine, dangling) = (fine.await, dangling.await);
+        assert!(
+            fine.is_err(),
+            "a write committed with a failed batch: {fine:?}"
+        );
+        assert!(dangling.is_err());
+        assert!(
+            names(&db).is_empty(),
+            "nothing of a failed batch is written"
+        );
+        // The connection is usable again, outside any transaction.
+        insert(&db, "next").await.unwrap();
+        assert_eq!(names(&db), ["next"]);
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_request_has_gone_is_not_run() {
+        let (_dir, db) = database();
+        let (go, gate) = hold_writer(&db).await;
+        let mut gone = Box::pin(insert(&db, "gone"));
+        queue(gone.as_mut()).await;
+        drop(gone);
+        let mut kept = pin!(insert(&db, "kept"));
+        queue(kept.as_mut()).await;
+        go.send(()).unwrap();
+        gate.await;
+
+        kept.await.unwrap();
+        assert_eq!(names(&db), ["kept"]);
+    }
+}
