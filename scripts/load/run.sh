@@ -30,6 +30,9 @@ Other environment:
   LOAD_DATABASES     sqlite, postgres or both (default both; an argument wins)
   LOAD_PG_URL        PostgreSQL server to create the scratch database on
                      (default postgres://postgres@127.0.0.1:5432; loopback only)
+  LOAD_PG_OPTIONS    query string for the server's database URL, e.g.
+                     sslmode=disable (default none: the driver's own, which
+                     asks for TLS)
   LOAD_RESULTS       also write the result table (TSV) to this file
   CARGO_TARGET_DIR   default $HOME/.cache/dostup-target
   RUST_LOG           server log filter (default info, the service's default)
@@ -45,6 +48,7 @@ connections="${LOAD_CONNECTIONS:-64}"
 get_threads="${LOAD_GET_THREADS:-2}"
 databases="${LOAD_DATABASES:-both}"
 pg_url="${LOAD_PG_URL:-postgres://postgres@127.0.0.1:5432}"
+pg_options="${LOAD_PG_OPTIONS:-}"
 build=1
 
 while (($# > 0)); do
@@ -84,6 +88,11 @@ case "$pg_url" in
     exit 2
   fi ;;
 esac
+
+[[ "$pg_options" =~ ^[A-Za-z0-9_.=\&-]*$ ]] || {
+  echo "LOAD_PG_OPTIONS must look like name=value&name=value" >&2
+  exit 2
+}
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -260,7 +269,7 @@ bench() { # $1: sqlite | postgres
   if [[ "$label" == postgres ]]; then
     pg_db="dostup_load_$(date +%s)_$$"
     psql "$pg_url/postgres" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$pg_db\"" >/dev/null
-    url="$pg_url/$pg_db"
+    url="$pg_url/$pg_db${pg_options:+?$pg_options}"
     log "created database $pg_db"
   fi
   start_server "$label" "$url"
