@@ -1,4 +1,4 @@
-//! The embedded database's busiest statements, run where the request is.
+//! The embedded database's busiest statements, on connections of its own.
 //!
 //! sqlx gives every SQLite connection a thread of its own, and each
 //! statement is a hand-off to that thread and back: two thread switches,
@@ -51,6 +51,8 @@ use super::idempotency::{self, Claim};
 use super::outbox;
 
 mod writer;
+
+use writer::Gone;
 
 /// Idle connections kept per database; more are opened when requests need
 /// them, and closed when they come back to a full shelf.
@@ -163,7 +165,7 @@ impl Embedded {
             before.revision,
         );
         let claimed_by = before.claimed_by.map(Uuid::into_bytes);
-        self.write(move |conn| {
+        self.write(Gone::Skip, move |conn| {
             let updated = conn
                 .prepare_cached(
                     "UPDATE audits SET version = version + 1, updated_at = ?1, answers = ?2 \
@@ -203,7 +205,7 @@ impl Embedded {
         request_hash: &str,
     ) -> Result<Claim, DbError> {
         let (key, request_hash) = (key.to_owned(), request_hash.to_owned());
-        self.write(move |conn| {
+        self.write(Gone::Skip, move |conn| {
             let now = super::now();
             let ts = timestamp(now);
             let inserted = conn
@@ -252,7 +254,7 @@ impl Embedded {
         deflated: Vec<u8>,
     ) -> Result<bool, DbError> {
         let (key, request_hash) = (key.to_owned(), request_hash.to_owned());
-        self.write(move |conn| {
+        self.write(Gone::Run, move |conn| {
             let stored = conn
                 .prepare_cached(
                     "UPDATE idempotency_keys SET status_code = ?4, response_headers = ?5, \
@@ -283,7 +285,7 @@ impl Embedded {
         key: &str,
     ) -> Result<(), DbError> {
         let key = key.to_owned();
-        self.write(move |conn| {
+        self.write(Gone::Run, move |conn| {
             conn.prepare_cached(
                 "DELETE FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2",
             )?
@@ -301,7 +303,7 @@ impl Embedded {
     /// Database failure; nothing is moved then.
     pub(super) async fn seal(self: Arc<Self>, only: Option<i64>) -> Result<usize, DbError> {
         let done = self
-            .write(move |txn| {
+            .write(Gone::Run, move |txn| {
                 let rows = txn
                     .prepare_cached(
                         "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
@@ -431,9 +433,10 @@ impl Embedded {
     /// came in meanwhile.
     async fn write<T: Send + 'static>(
         self: &Arc<Self>,
+        gone: Gone,
         work: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
-        writer::write(Arc::clone(self), work).await
+        writer::write(Arc::clone(self), gone, work).await
     }
 
     /// Runs `work` on an idle connection (or a new one) and puts it back.
@@ -451,8 +454,9 @@ impl Embedded {
             None => self.open()?,
         };
         let result = work(&mut conn);
-        // A connection left inside a transaction (a failed `COMMIT`) is not
-        // reused.
+        // A connection left inside a transaction is not reused (rusqlite
+        // rolls back a transaction it drops, after a failed `COMMIT` too;
+        // this is for when that rollback fails as well).
         if conn.is_autocommit() {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             if idle.len() < IDLE {

@@ -45,6 +45,18 @@ type Panic = Box<dyn Any + Send>;
 /// What a write's request gets back: its result, or its panic.
 type Outcome<T> = Result<Result<T, DbError>, Panic>;
 
+/// What becomes of a write whose request has gone before it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gone {
+    /// It is not run, as a write still waiting for the turn was not: the
+    /// client retries, and the write runs then.
+    Skip,
+    /// It runs all the same: it completes what the request began (storing
+    /// the response of a claimed `Idempotency-Key`, or freeing the key), so
+    /// that the client's retry finds it done rather than in progress.
+    Run,
+}
+
 /// Runs `work` in the next batch of writes to `db`; its statements are
 /// committed with the batch. `work` runs on the writer thread with the
 /// batch's connection, inside a transaction that it must neither begin nor
@@ -52,7 +64,7 @@ type Outcome<T> = Result<Result<T, DbError>, Panic>;
 ///
 /// # Errors
 /// `work`'s error; or the commit's, and then nothing of `work` is written.
-pub(super) async fn write<T, F>(db: Arc<Embedded>, work: F) -> Result<T, DbError>
+pub(super) async fn write<T, F>(db: Arc<Embedded>, gone: Gone, work: F) -> Result<T, DbError>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
@@ -62,6 +74,7 @@ where
         db,
         work: Box::new(Pending {
             work: Some(work),
+            gone,
             outcome: None,
             reply,
         }),
@@ -84,7 +97,8 @@ struct Job {
 
 /// A write, whatever its result type.
 trait Work: Send {
-    /// Whether its request still waits for it.
+    /// Whether it is to run: its request still waits for it, or it runs
+    /// regardless (see [`Gone`]).
     fn wanted(&self) -> bool;
     /// Runs its statements; whether they are to be kept.
     fn run(&mut self, conn: &Connection) -> bool;
@@ -94,6 +108,7 @@ trait Work: Send {
 
 struct Pending<T, F> {
     work: Option<F>,
+    gone: Gone,
     outcome: Option<Outcome<T>>,
     reply: oneshot::Sender<Outcome<T>>,
 }
@@ -104,7 +119,7 @@ where
     F: FnOnce(&Connection) -> Result<T, DbError> + Send,
 {
     fn wanted(&self) -> bool {
-        !self.reply.is_closed()
+        self.gone == Gone::Run || !self.reply.is_closed()
     }
 
     fn run(&mut self, conn: &Connection) -> bool {
@@ -198,34 +213,48 @@ fn commit(conn: &mut Connection, writes: &mut [Box<dyn Work>]) -> Result<(), DbE
             let savepoint = txn.savepoint()?;
             if work.run(&savepoint) {
                 savepoint.commit()?;
+            } else {
+                // A savepoint dropped without a commit is rolled back.
+                drop(savepoint);
             }
-            // A savepoint dropped without a commit is rolled back.
+            // After some errors (a full disk, an I/O error, running out of
+            // memory) SQLite rolls back the whole transaction instead of
+            // the statement. The writes before are gone with it, and the
+            // next savepoint would start a transaction of its own and
+            // commit alone; the batch stops and fails instead.
+            if txn.is_autocommit() {
+                return Err(rolled_back());
+            }
         }
     }
     txn.commit()?;
     Ok(())
 }
 
-/// The same failure once more, for each write of a batch that failed as a
-/// whole.
+/// The failure of a batch, for each of its writes. It stays a database
+/// failure: a constraint that fails at `COMMIT` is not a conflict of every
+/// write in the batch.
 fn again(err: &DbError) -> DbError {
     match err {
-        DbError::Conflict(message) => DbError::Conflict(message.clone()),
-        DbError::MissingReference(message) => DbError::MissingReference(message.clone()),
         DbError::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
             DbError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
         }
-        other => DbError::Sqlite(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
-        )),
+        other => failure(other.to_string()),
     }
 }
 
+fn rolled_back() -> DbError {
+    failure("SQLite rolled back the batch's transaction after an error".to_owned())
+}
+
 fn stopped() -> DbError {
+    failure("the embedded database's writer dropped this write".to_owned())
+}
+
+fn failure(message: String) -> DbError {
     DbError::Sqlite(rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-        Some("the SQLite writer thread stopped".to_owned()),
+        Some(message),
     ))
 }
 
@@ -262,7 +291,7 @@ mod tests {
     }
 
     fn insert(db: &Arc<Embedded>, name: &'static str) -> impl Future<Output = Result<(), DbError>> {
-        write(Arc::clone(db), move |conn| {
+        write(Arc::clone(db), Gone::Skip, move |conn| {
             conn.execute("INSERT INTO names (name) VALUES (?1)", params![name])?;
             Ok(())
         })
@@ -284,7 +313,7 @@ mod tests {
     async fn hold_writer(db: &Arc<Embedded>) -> (std::sync::mpsc::Sender<()>, impl Future) {
         let (started, running) = oneshot::channel();
         let (go, wait) = std::sync::mpsc::channel::<()>();
-        let gate = tokio::spawn(write(Arc::clone(db), move |_| {
+        let gate = tokio::spawn(write(Arc::clone(db), Gone::Skip, move |_| {
             let _ = started.send(());
             let _ = wait.recv();
             Ok(())
@@ -310,16 +339,29 @@ mod tests {
         let (_dir, db) = database();
         let (go, gate) = hold_writer(&db).await;
         let mut first = pin!(insert(&db, "first"));
-        let mut conflict = pin!(write(Arc::clone(&db), |conn| {
+        let mut conflict = pin!(write(Arc::clone(&db), Gone::Skip, |conn| {
             conn.execute("INSERT INTO names (name) VALUES ('half')", [])?;
             conn.execute("INSERT INTO names (name) VALUES ('first')", [])?;
             Ok(())
         }));
-        let mut panics = Box::pin(write(Arc::clone(&db), |conn| -> Result<(), DbError> {
-            conn.execute("INSERT INTO names (name) VALUES ('before the panic')", [])?;
-            panic!("a bug in a write");
+        let mut panics = Box::pin(write(
+            Arc::clone(&db),
+            Gone::Skip,
+            |conn| -> Result<(), DbError> {
+                conn.execute("INSERT INTO names (name) VALUES ('before the panic')", [])?;
+                panic!("a bug in a write");
+            },
+        ));
+        let outside = db.open().unwrap();
+        let mut last = pin!(write(Arc::clone(&db), Gone::Skip, move |conn| {
+            // One transaction: the batch's first write is not committed yet.
+            let seen: i64 = outside
+                .query_row("SELECT count(*) FROM names", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(seen, 0, "a write of the batch committed on its own");
+            conn.execute("INSERT INTO names (name) VALUES ('last')", [])?;
+            Ok(())
         }));
-        let mut last = pin!(insert(&db, "last"));
         queue(first.as_mut()).await;
         queue(conflict.as_mut()).await;
         queue(panics.as_mut()).await;
@@ -352,7 +394,7 @@ mod tests {
         let (go, gate) = hold_writer(&db).await;
         let mut fine = pin!(insert(&db, "fine"));
         // Accepted by its statement; the deferred key fails the commit.
-        let mut dangling = pin!(write(Arc::clone(&db), |conn| {
+        let mut dangling = pin!(write(Arc::clone(&db), Gone::Skip, |conn| {
             conn.execute("INSERT INTO refs (name) VALUES ('nobody')", [])?;
             Ok(())
         }));
@@ -371,9 +413,86 @@ mod tests {
             names(&db).is_empty(),
             "nothing of a failed batch is written"
         );
+        let (pooled, in_transaction) = {
+            let idle = db.idle.lock().unwrap();
+            (idle.len(), idle.iter().any(|conn| !conn.is_autocommit()))
+        };
+        assert!(pooled > 0, "the batch's connection went back to the pool");
+        assert!(
+            !in_transaction,
+            "a pooled connection is inside a transaction"
+        );
         // The connection is usable again, outside any transaction.
         insert(&db, "next").await.unwrap();
         assert_eq!(names(&db), ["next"]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_sqlite_rolls_back_entirely_fails_as_a_whole() {
+        let (_dir, db) = database();
+        let (go, gate) = hold_writer(&db).await;
+        let mut before = pin!(insert(&db, "before"));
+        // An interrupted insert inside a transaction makes SQLite roll back
+        // the whole transaction, as a full disk or an I/O error may.
+        let mut interrupted = pin!(write(Arc::clone(&db), Gone::Skip, |conn| {
+            let handle = conn.get_interrupt_handle();
+            let done = Arc::new(AtomicBool::new(false));
+            let interrupter = std::thread::spawn({
+                let done = Arc::clone(&done);
+                move || {
+                    while !done.load(std::sync::atomic::Ordering::Acquire) {
+                        handle.interrupt();
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                }
+            });
+            // Long enough to be interrupted: it would insert a billion rows.
+            let inserted = conn.execute(
+                "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                 WHERE i < 1000000000) INSERT INTO names (name) SELECT 'n' || i FROM n",
+                [],
+            );
+            done.store(true, std::sync::atomic::Ordering::Release);
+            interrupter.join().unwrap();
+            inserted?;
+            Ok(())
+        }));
+        let mut after = pin!(insert(&db, "after"));
+        queue(before.as_mut()).await;
+        queue(interrupted.as_mut()).await;
+        queue(after.as_mut()).await;
+        go.send(()).unwrap();
+        gate.await;
+
+        let (before, interrupted, after) = (before.await, interrupted.await, after.await);
+        assert!(
+            matches!(&interrupted, Err(DbError::Sqlite(err)) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)),
+            "{interrupted:?}"
+        );
+        // The transaction is gone with the writes before: the batch fails,
+        // and no write after commits on its own.
+        assert!(before.is_err(), "{before:?}");
+        assert!(after.is_err(), "{after:?}");
+        assert!(names(&db).is_empty(), "{:?}", names(&db));
+        insert(&db, "next").await.unwrap();
+        assert_eq!(names(&db), ["next"]);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_completes_its_request_runs_after_the_request_has_gone() {
+        let (_dir, db) = database();
+        let (go, gate) = hold_writer(&db).await;
+        let mut completes = Box::pin(write(Arc::clone(&db), Gone::Run, |conn| {
+            conn.execute("INSERT INTO names (name) VALUES ('completed')", [])?;
+            Ok(())
+        }));
+        queue(completes.as_mut()).await;
+        drop(completes);
+        go.send(()).unwrap();
+        gate.await;
+
+        insert(&db, "next").await.unwrap();
+        assert_eq!(names(&db), ["completed", "next"]);
     }
 
     #[tokio::test]
