@@ -266,7 +266,11 @@ async fn get_audit(
 pub struct AuditQuery {
     pub status: Option<AuditStatus>,
     pub site: Option<Uuid>,
-    /// Only audits changed at or after this instant (RFC 3339).
+    /// Only audits changed at or after this instant (RFC 3339). An audit's
+    /// `updated_at` is stamped as its write is made, moments before it
+    /// commits, so writes can commit out of time order: a client that polls
+    /// by time should overlap its windows by a few seconds. `GET /sync`
+    /// lists every change once, in commit order.
     pub updated_since: Option<DateTime<Utc>>,
     pub limit: Option<u64>,
     pub cursor: Option<String>,
