@@ -16,7 +16,10 @@
 //! - a failed commit fails every write of the batch, and nothing of it is
 //!   written;
 //! - a write whose request has gone (the client hung up) before it ran is
-//!   not run, as a write still waiting for the turn was not;
+//!   not run, as a write still waiting for the turn was not, unless it
+//!   completes what its request began (see [`Gone`]);
+//! - after an error that makes SQLite roll back the whole transaction (a
+//!   full disk, an I/O error), the batch stops and every write of it fails;
 //! - one commit for many writes writes each page they share (the outbox's
 //!   last page, the idempotency keys' newest) once to the write-ahead log.
 //!
@@ -53,7 +56,8 @@ pub(super) enum Gone {
     Skip,
     /// It runs all the same: it completes what the request began (storing
     /// the response of a claimed `Idempotency-Key`, or freeing the key), so
-    /// that the client's retry finds it done rather than in progress.
+    /// that the client's retry finds it done rather than in progress; or it
+    /// is the sealer's own work, which no client waits for.
     Run,
 }
 
