@@ -201,10 +201,10 @@ pub async fn update_answers(
     let embedded = super::embedded::of(db);
     if embedded.is_some() || db.get_database_backend() == DbBackend::Postgres {
         let (after, row) = answered(before, text, actor, detail)?;
-        let written = match embedded {
-            Some(embedded) => embedded.update_answers(before, after, row).await?,
-            None => update_answers_in_one_statement(db, before, after, row).await?,
-        };
+        if let Some(embedded) = embedded {
+            return embedded.update_answers(before, after, row).await;
+        }
+        let written = update_answers_in_one_statement(db, before, after, row).await?;
         if written.is_some() {
             super::outbox::written();
         }

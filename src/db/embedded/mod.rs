@@ -60,7 +60,7 @@ const IDLE: usize = 16;
 
 /// How long a statement waits for a lock another process holds (the
 /// command line sealing the log, say) before it fails, as on sea-orm's
-/// connections. Writers of this process queue for their turn instead.
+/// connections. Writes of this process queue for the writer thread instead.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often, at most, the write-ahead log is copied back into the
@@ -188,6 +188,10 @@ impl Embedded {
                 "INSERT INTO outbox (entry, change, created_at) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![row.entry, row.change, created_at])?;
+            // The sealer is woken here rather than by the request, which
+            // may be gone by the time the batch commits; its pass queues
+            // for this writer, behind this batch, so it finds the row.
+            outbox::written();
             Ok(Some(after))
         })
         .await
