@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{TestDatabase, call};
+use common::{TestDatabase, call, item_with_id};
 use dostup::config::Settings;
 use dostup::server::build_state;
 use reqwest::StatusCode;
@@ -111,13 +111,7 @@ async fn a_changed_file_needs_a_version_bump_and_old_versions_stay() {
             .bearer_auth(token),
     )
     .await;
-    let lifts = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "lifts")
-        .unwrap()
-        .clone();
+    let lifts = item_with_id(&list, "lifts");
     assert_eq!(
         lifts["version"], "9.0.0",
         "the list shows the current version"

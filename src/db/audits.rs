@@ -201,14 +201,10 @@ pub async fn update_answers(
     let embedded = super::embedded::of(db);
     if embedded.is_some() || db.get_database_backend() == DbBackend::Postgres {
         let (after, row) = answered(before, text, actor, detail)?;
-        if let Some(embedded) = embedded {
-            return embedded.update_answers(before, after, row).await;
-        }
-        let written = update_answers_in_one_statement(db, before, after, row).await?;
-        if written.is_some() {
-            super::outbox::written();
-        }
-        return Ok(written);
+        return match embedded {
+            Some(embedded) => embedded.update_answers(before, after, row).await,
+            None => update_answers_in_one_statement(db, before, after, row).await,
+        };
     }
     let (owned, before, actor) = (db.clone(), before.clone(), actor.clone());
     super::on_writer(db, async move {
@@ -261,7 +257,8 @@ fn answered(
 
 /// [`update_answers`] on PostgreSQL: the update and its outbox row (see
 /// [`answered`]) in one statement, outside any transaction, so a write is
-/// one round trip; `after` if the audit was still as `before` shows it.
+/// one round trip; `after` if the audit was still as `before` shows it,
+/// and then the sealer is woken.
 /// The statement returns only the id, not the row with its answers: the row
 /// it wrote is `after`.
 async fn update_answers_in_one_statement(
@@ -293,7 +290,11 @@ async fn update_answers_in_one_statement(
             row.created_at.into(),
         ],
     );
-    Ok(db.query_one_raw(statement).await?.map(|_| after))
+    let written = db.query_one_raw(statement).await?.map(|_| after);
+    if written.is_some() {
+        super::outbox::written();
+    }
+    Ok(written)
 }
 
 /// Submits the audit if it is still as `before` shows it and editable: it

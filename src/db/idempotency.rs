@@ -10,6 +10,7 @@
 
 use std::io::{Read, Write};
 
+use axum::body::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use flate2::Compression;
 use flate2::read::DeflateDecoder;
@@ -169,9 +170,10 @@ pub(super) fn judge(
 /// A response body as it is stored: deflated (raw deflate, no framing) at
 /// the fastest level, which takes a full answer (about 49 KB of JSON) to a
 /// sixth of that in a fraction of what writing it whole would cost the
-/// database.
+/// database. Held shared, so that the embedded database's writer and the
+/// answer framed as gzip read the same bytes.
 #[derive(Debug, Clone)]
-pub struct Deflated(Vec<u8>);
+pub struct Deflated(Bytes);
 
 impl Deflated {
     #[must_use]
@@ -180,7 +182,7 @@ impl Deflated {
             DeflateEncoder::new(Vec::with_capacity(body.len() / 4 + 64), Compression::fast());
         // Writing into a `Vec` cannot fail.
         let _ = encoder.write_all(body);
-        Self(encoder.finish().unwrap_or_default())
+        Self(Bytes::from(encoder.finish().unwrap_or_default()))
     }
 
     /// The same compressed stream framed as gzip (RFC 1952) for a client
@@ -226,10 +228,9 @@ pub async fn complete(
     headers: String,
     body: &Deflated,
 ) -> Result<(), DbError> {
-    let body = &body.0;
     let stored = if let Some(embedded) = super::embedded::of(db) {
         embedded
-            .complete_key(user, key, request_hash, status, headers, body.clone())
+            .complete_key(user, key, request_hash, status, headers, body.0.clone())
             .await?
     } else {
         let update = idempotency_key::Entity::update_many()
@@ -243,7 +244,7 @@ pub async fn complete(
             )
             .col_expr(
                 idempotency_key::Column::ResponseDeflated,
-                Expr::value(body.clone()),
+                Expr::value(body.0.to_vec()),
             )
             .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(now()))
             .filter(idempotency_key::Column::UserId.eq(user))

@@ -237,6 +237,17 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     body
 }
 
+/// The entry of a list answer (`{"items": [...]}`) whose `id` is `id`.
+pub fn item_with_id(list: &Value, id: &str) -> Value {
+    list["items"]
+        .as_array()
+        .expect("a list answer")
+        .iter()
+        .find(|item| item["id"] == id)
+        .unwrap_or_else(|| panic!("no item {id} in {list}"))
+        .clone()
+}
+
 /// Sends a request and returns status, headers and JSON body (Null when empty).
 pub async fn call(request: RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let response = request.send().await.expect("request");

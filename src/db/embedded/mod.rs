@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -255,7 +256,7 @@ impl Embedded {
         request_hash: &str,
         status: u16,
         headers: String,
-        deflated: Vec<u8>,
+        deflated: Bytes,
     ) -> Result<bool, DbError> {
         let (key, request_hash) = (key.to_owned(), request_hash.to_owned());
         self.write(Gone::Run, move |conn| {
@@ -271,7 +272,7 @@ impl Embedded {
                     request_hash,
                     status,
                     headers,
-                    deflated,
+                    &deflated[..],
                     timestamp(super::now())
                 ])?;
             Ok(stored == 1)
