@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -68,6 +68,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// database file while writes come in (see [`Embedded::checkpoint_soon`]).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
+/// Rounds of [`CHECKPOINT_EVERY`] a checkpoint goes on trying while a
+/// reader keeps it from copying every frame.
+const CHECKPOINT_RETRIES: u32 = 50;
+
 /// Size of the write-ahead log, in pages, at which a writer on these
 /// connections copies it back itself: only when the background checkpoints
 /// fall behind (SQLite's default is 1,000 pages).
@@ -77,8 +81,17 @@ const WRITER_CHECKPOINT_PAGES: u32 = 20_000;
 pub(super) struct Embedded {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    checkpoints: Checkpoints,
+}
+
+/// Background checkpoints of one database (see [`Embedded::checkpoint_soon`]).
+#[derive(Default)]
+struct Checkpoints {
     /// A checkpoint is scheduled or running.
-    checkpointing: AtomicBool,
+    scheduled: AtomicBool,
+    /// Checkpoints asked for so far: one asked for while another runs may
+    /// come after that one has passed the frames it is meant for.
+    asked: AtomicU64,
 }
 
 /// The embedded path for `db`, or `None` when it does not apply
@@ -103,7 +116,7 @@ pub(super) fn of(db: &DatabaseConnection) -> Option<Arc<Embedded>> {
     let embedded = Arc::new(Embedded {
         path: path.to_owned(),
         idle: Mutex::new(Vec::new()),
-        checkpointing: AtomicBool::new(false),
+        checkpoints: Checkpoints::default(),
     });
     open.insert(path.to_owned(), Arc::clone(&embedded));
     Some(embedded)
@@ -416,19 +429,50 @@ impl Embedded {
     /// otherwise do it inside the commit that fills the log, with two
     /// `fsync`s, while that writer holds the turn and every other writer
     /// waits. A passive checkpoint lets writers go on meanwhile.
+    ///
+    /// The thread goes round again while it has not caught up: when a
+    /// checkpoint was asked for while it ran (its commit may have come after
+    /// the frames it copied), or when a reader still on an older snapshot
+    /// kept it from copying every frame. Otherwise the last writes before a
+    /// quiet spell would stay in the log alone, where a copy of the
+    /// database file (what a naive backup takes) does not have them.
     fn checkpoint_soon(self: Arc<Self>) {
-        if self.checkpointing.swap(true, Ordering::AcqRel) {
+        let checkpoints = &self.checkpoints;
+        checkpoints.asked.fetch_add(1, Ordering::AcqRel);
+        if checkpoints.scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
         tokio::task::spawn_blocking(move || {
-            std::thread::sleep(CHECKPOINT_EVERY);
-            let done = self.with(|conn| {
-                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            let checkpoints = &self.checkpoints;
+            let mut behind = 0;
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let asked = checkpoints.asked.load(Ordering::Acquire);
+                let copied = self.with(|conn| {
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        // (busy, frames in the log, frames copied back)
+                        Ok(row.get::<_, i64>(1)? <= row.get::<_, i64>(2)?)
+                    })
                     .map_err(DbError::from)
-            });
-            self.checkpointing.store(false, Ordering::Release);
-            if let Err(err) = done {
-                tracing::warn!(error = %err, "copying the write-ahead log into the database failed");
+                });
+                let caught_up = match copied {
+                    Ok(all) => all,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "copying the write-ahead log into the database failed");
+                        true
+                    }
+                };
+                behind = if caught_up { 0 } else { behind + 1 };
+                checkpoints.scheduled.store(false, Ordering::Release);
+                let asked_since = checkpoints.asked.load(Ordering::Acquire) != asked;
+                // A reader that stays on its snapshot is waited for a few
+                // seconds at most; the next write asks again.
+                let again = asked_since || (behind > 0 && behind < CHECKPOINT_RETRIES);
+                // Round again unless nothing is left, or a checkpoint asked
+                // for after the flag was cleared has taken over.
+                if !again || checkpoints.scheduled.swap(true, Ordering::AcqRel) {
+                    break;
+                }
             }
         });
     }
@@ -666,5 +710,50 @@ mod tests {
         assert_eq!(text.0, id);
         assert!(Id::column_result(ValueRef::Blob(&[1, 2, 3])).is_err());
         assert!(Id::column_result(ValueRef::Integer(7)).is_err());
+    }
+
+    /// The last write before a quiet spell reaches the database file even
+    /// when a reader on an older snapshot held up the first checkpoint
+    /// after it: a copy of the file alone, as a naive backup takes, has it.
+    #[tokio::test]
+    async fn the_last_write_reaches_the_file_though_a_reader_held_up_the_checkpoint() {
+        let (dir, db) = writer::tests::database();
+        let file = dir.path().join("writer.db");
+        let reader = Connection::open(&file).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT count(*) FROM names;")
+            .unwrap();
+        db.write(Gone::Run, |conn| {
+            conn.execute("INSERT INTO names (name) VALUES ('last')", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        Arc::clone(&db).checkpoint_soon();
+        // The first checkpoint runs while the reader still needs the file
+        // as it was before the write.
+        tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
+        reader.execute_batch("COMMIT").unwrap();
+
+        let copy = dir.path().join("copy.db");
+        let in_file = || {
+            std::fs::copy(&file, &copy).unwrap();
+            Connection::open(&copy)
+                .unwrap()
+                .query_row("SELECT count(*) FROM names WHERE name = 'last'", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap()
+                == 1
+        };
+        let mut waited = Duration::ZERO;
+        while !in_file() {
+            assert!(
+                waited < Duration::from_secs(10),
+                "the write is still only in the write-ahead log"
+            );
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            waited += CHECKPOINT_EVERY;
+        }
     }
 }

@@ -263,7 +263,7 @@ fn failure(message: String) -> DbError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::future::Future;
     use std::pin::{Pin, pin};
     use std::sync::Mutex;
@@ -276,7 +276,7 @@ mod tests {
 
     /// A database file with a table of names and one with a deferred
     /// foreign key, which fails only at `COMMIT`.
-    fn database() -> (tempfile::TempDir, Arc<Embedded>) {
+    pub(in crate::db::embedded) fn database() -> (tempfile::TempDir, Arc<Embedded>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("writer.db");
         let conn = Connection::open(&path).unwrap();
@@ -289,7 +289,7 @@ mod tests {
         let db = Arc::new(Embedded {
             path,
             idle: Mutex::new(Vec::new()),
-            checkpointing: AtomicBool::new(false),
+            checkpoints: super::super::Checkpoints::default(),
         });
         (dir, db)
     }
