@@ -18,6 +18,9 @@ use serde::Deserialize;
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "dostup-data";
+/// Default number of recently written audits kept in memory: a few
+/// thousand phones' audits, some tens of megabytes at most.
+pub const DEFAULT_AUDIT_CACHE_ENTRIES: usize = 4096;
 
 /// Errors while assembling the settings.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,7 @@ pub struct FileConfig {
     pub photo_max_distance_m: Option<f64>,
     pub upload_expiry_secs: Option<u64>,
     pub blob_grace_secs: Option<u64>,
+    pub audit_cache_entries: Option<usize>,
 }
 
 impl FileConfig {
@@ -103,6 +107,7 @@ pub struct Overrides {
     pub photo_max_distance_m: Option<f64>,
     pub upload_expiry_secs: Option<u64>,
     pub blob_grace_secs: Option<u64>,
+    pub audit_cache_entries: Option<usize>,
 }
 
 /// Where photos are stored.
@@ -140,6 +145,9 @@ pub struct Settings {
     pub upload_expiry: Duration,
     /// Blobs no photo references are deleted after this long.
     pub blob_grace: Duration,
+    /// Audits whose last written state each process keeps in memory, so a
+    /// batch of answers to one of them needs no read first; 0 keeps none.
+    pub audit_cache_entries: usize,
 }
 
 impl fmt::Debug for Settings {
@@ -155,6 +163,7 @@ impl fmt::Debug for Settings {
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("login_attempts_per_minute", &self.login_attempts_per_minute)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("audit_cache_entries", &self.audit_cache_entries)
             .field(
                 "token_secret",
                 &self.token_secret.as_ref().map(|_| "<redacted>"),
@@ -277,6 +286,10 @@ impl Settings {
             photo_max_distance_m,
             upload_expiry: Duration::from_secs(upload_expiry),
             blob_grace: Duration::from_secs(blob_grace),
+            audit_cache_entries: over
+                .audit_cache_entries
+                .or(file.audit_cache_entries)
+                .unwrap_or(DEFAULT_AUDIT_CACHE_ENTRIES),
             bind,
             checklists_dir: over
                 .checklists_dir
@@ -337,6 +350,7 @@ fn unreachable_defaults() -> Settings {
         photo_max_distance_m: 300.0,
         upload_expiry: Duration::from_secs(24 * 3600),
         blob_grace: Duration::from_secs(3600),
+        audit_cache_entries: DEFAULT_AUDIT_CACHE_ENTRIES,
     }
 }
 

@@ -140,6 +140,9 @@ struct ServeArgs {
     /// Unreferenced blobs are swept after this many seconds [default: 3600].
     #[arg(long, env = "DOSTUP_BLOB_GRACE_SECS")]
     blob_grace_secs: Option<u64>,
+    /// Audits whose last written state is kept in memory, so the next batch of answers needs no read first; 0 keeps none [default: 4096].
+    #[arg(long, env = "DOSTUP_AUDIT_CACHE_ENTRIES")]
+    audit_cache_entries: Option<usize>,
     /// Take the client address from X-Forwarded-For (only behind a proxy you run).
     #[arg(long, env = "DOSTUP_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: Option<bool>,
@@ -419,6 +422,7 @@ async fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
         photo_max_distance_m: args.photo_max_distance_m,
         upload_expiry_secs: args.upload_expiry_secs,
         blob_grace_secs: args.blob_grace_secs,
+        audit_cache_entries: args.audit_cache_entries,
         ..Overrides::default()
     };
     let settings = settings(common, over)?;

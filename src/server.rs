@@ -68,6 +68,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         storage,
         ingest_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
         catalogs: Arc::new(catalogs),
+        recent_audits: Arc::new(db::recent::RecentAudits::new(settings.audit_cache_entries)),
         sessions,
         settings: Arc::new(settings),
     })

@@ -740,16 +740,25 @@ async fn bad_creations_name_the_field() {
 
 #[tokio::test]
 async fn parallel_writes_with_one_version_let_exactly_one_through() {
-    let app = TestApp::spawn_demo().await;
+    // With the copy of the audit the service keeps after writing it (all
+    // writers start from it), and without one (all read the stored audit).
+    for kept in [dostup::config::DEFAULT_AUDIT_CACHE_ENTRIES, 0] {
+        let app = TestApp::spawn_with(|s| s.audit_cache_entries = kept).await;
+        dostup::demo::seed(&app.state.db).await.expect("demo seed");
+        one_of_parallel_writes_wins(&app).await;
+    }
+}
+
+async fn one_of_parallel_writes_wins(app: &TestApp) {
     let token = app.token("volunteer@demo.local").await;
     let site = app.demo_site(&token, "поликлиника").await;
     let id = Uuid::new_v4().to_string();
-    call(put_audit(&app, &token, &id, &json!({"site_id": site}))).await;
+    call(put_audit(app, &token, &id, &json!({"site_id": site}))).await;
 
     let writers = 16;
     let requests = (0..writers).map(|i| {
         let request = patch(
-            &app,
+            app,
             &token,
             &id,
             Some("\"1\""),
@@ -768,7 +777,7 @@ async fn parallel_writes_with_one_version_let_exactly_one_through() {
 
     let (_, _, audit) = call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
     assert_eq!(audit["version"], 2, "one write, one version bump");
-    let feed = sync(&app, &token, None).await;
+    let feed = sync(app, &token, None).await;
     let updates = feed["changes"]
         .as_array()
         .unwrap()
@@ -1262,4 +1271,138 @@ async fn answered_audits_read_back_exactly_and_filter_by_update_time() {
             "since {since}: {ids:?}"
         );
     }
+}
+
+/// Each replica keeps the audits it wrote last, so that a phone's next
+/// batch needs no read first. A copy gone stale, because another replica
+/// or a photo upload wrote the audit since, must never let a write
+/// through, change which error a client gets, or hide a photo; what the
+/// other replica wrote must survive.
+#[tokio::test]
+async fn a_replicas_copy_of_an_audit_written_elsewhere_lets_no_stale_write_through() {
+    let app = TestApp::spawn_demo().await;
+    let (other, _stop) = app.replica().await;
+    let here = app.url("");
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "школа").await;
+    let id = Uuid::new_v4().to_string();
+    call(put_audit(&app, &token, &id, &json!({"site_id": site}))).await;
+
+    let send = |base: &str, version: i64, answers: Value, minimal: bool| {
+        let mut request = app
+            .client
+            .request(Method::PATCH, format!("{base}/api/v1/audits/{id}/answers"))
+            .bearer_auth(&token)
+            .header("if-match", format!("\"{version}\""))
+            .json(&json!({ "answers": answers }));
+        if minimal {
+            request = request.header("prefer", "return=minimal");
+        }
+        call(request)
+    };
+    let written = |(status, _, body): (StatusCode, reqwest::header::HeaderMap, Value),
+                   version: i64| {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["version"], version, "{body}");
+        body
+    };
+    let refused_as_stale =
+        |(status, headers, body): (StatusCode, reqwest::header::HeaderMap, Value), current: i64| {
+            assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+            assert_eq!(body["code"], "version-mismatch", "{body}");
+            assert_eq!(body["current_version"], current, "{body}");
+            assert_eq!(headers["etag"], format!("\"{current}\"").as_str());
+        };
+    let photo = |n: u32| {
+        let form = reqwest::multipart::Form::new()
+            .text("item", "entrance.level_entrance")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(common::images::jpeg(64 + n, 64))
+                    .file_name("p.jpg"),
+            );
+        app.client
+            .request(Method::POST, format!("{other}/api/v1/audits/{id}/photos"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+    };
+
+    // This replica writes version 2 and keeps it; the other one writes 3.
+    written(
+        send(&here, 1, json!({"territory.parking_total": 3}), false).await,
+        2,
+    );
+    written(
+        send(&other, 2, json!({"territory.parking_disabled": 1}), false).await,
+        3,
+    );
+    // A second device, still at version 2, sends a bad value here: the
+    // version is refused first, as it would be without the copy.
+    refused_as_stale(
+        send(&here, 2, json!({"territory.parking_total": "many"}), false).await,
+        3,
+    );
+
+    // Again with a good value, the copy of version 4 kept by this replica
+    // against version 5 written by the other.
+    written(
+        send(&here, 3, json!({"territory.parking_distance": 30}), false).await,
+        4,
+    );
+    written(
+        send(&other, 4, json!({"territory.parking_marked": true}), false).await,
+        5,
+    );
+    refused_as_stale(
+        send(&here, 4, json!({"territory.parking_total": 9}), false).await,
+        5,
+    );
+
+    // A photo added through the other replica makes version 6. This
+    // replica's next answer shows it and keeps it with version 7; a second
+    // photo (version 8) then makes that copy stale.
+    assert!(photo(1).await.unwrap().status().is_success());
+    let body = written(
+        send(&here, 6, json!({"territory.parking_total": 4}), false).await,
+        7,
+    );
+    assert_eq!(body["photos"].as_array().unwrap().len(), 1, "{body}");
+    assert!(photo(2).await.unwrap().status().is_success());
+    refused_as_stale(
+        send(&here, 7, json!({"territory.parking_total": 9}), false).await,
+        8,
+    );
+    let body = written(
+        send(&here, 8, json!({"territory.parking_total": 5}), false).await,
+        9,
+    );
+    assert_eq!(body["photos"].as_array().unwrap().len(), 2, "{body}");
+    // A short answer keeps a copy without its photos; the whole answer
+    // after it still lists both.
+    written(
+        send(&here, 9, json!({"territory.path_width": 2.5}), true).await,
+        10,
+    );
+    let body = written(
+        send(&here, 10, json!({"territory.path_cross_slope": 1}), false).await,
+        11,
+    );
+    assert_eq!(body["photos"].as_array().unwrap().len(), 2, "{body}");
+
+    // Nothing either replica accepted is lost, and nothing refused landed.
+    let (_, _, audit) = call(
+        app.client
+            .get(format!("{other}/api/v1/audits/{id}"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(audit["version"], 11, "{audit}");
+    let answers = &audit["answers"];
+    assert_eq!(answers["territory.parking_total"], 5, "{audit}");
+    assert_eq!(answers["territory.parking_disabled"], 1, "{audit}");
+    assert_eq!(answers["territory.parking_distance"], 30, "{audit}");
+    assert_eq!(answers["territory.parking_marked"], true, "{audit}");
+    assert_eq!(answers["territory.path_width"], 2.5, "{audit}");
+    assert_eq!(answers["territory.path_cross_slope"], 1, "{audit}");
 }

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod outbox;
 pub mod photos;
 pub mod rating;
+pub mod recent;
 pub mod review;
 mod scope;
 pub mod tokens;

@@ -3,6 +3,7 @@
 //! submitted when complete.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -21,12 +22,13 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, FieldError, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
 use super::pagination::{PageParams, Paginated};
+use super::photos::PhotoOut;
 use crate::audit::{self, AuditScope, AuditStatus};
 use crate::auth::Principal;
 use crate::checklist::{AnswerSet, evaluate, missing_for_submission, validate_answer};
 use crate::db::audits::{self as repo, AuditFilter, Created, NewAudit};
 use crate::db::directory;
-use crate::db::entity::audit as row;
+use crate::db::entity::{audit as row, photo as photo_row};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -81,7 +83,7 @@ pub struct AuditOut {
     #[schema(value_type = Object)]
     pub evaluation: Box<serde_json::value::RawValue>,
     /// Photo evidence attached to items.
-    pub photos: Vec<super::photos::PhotoOut>,
+    pub photos: Vec<PhotoOut>,
     /// Submissions so far (0 while a first draft); each is kept as a revision.
     pub revision: i32,
     /// Claim, reviewers' verdicts per rule (overrides are applied in
@@ -161,10 +163,14 @@ async fn put_audit(
     )
     .await?;
     match created {
-        Created::New(audit) => Ok(with_etag(
-            StatusCode::CREATED,
-            &render(&state, audit).await?,
-        )),
+        Created::New(audit) => {
+            // A new audit has no photos: adding one makes a new version.
+            state.recent_audits.keep(audit.clone(), Some(Arc::from([])));
+            Ok(with_etag(
+                StatusCode::CREATED,
+                &render_with(&state, audit, Vec::new()).await?,
+            ))
+        }
         Created::Existing(audit) => same_or_conflict(&state, &who, audit, &fingerprint).await,
     }
 }
@@ -348,43 +354,111 @@ async fn patch_answers(
     headers: HeaderMap,
     ApiJson(patch): ApiJson<AnswersPatch>,
 ) -> ApiResult<Response> {
-    let expected = if_match(&headers)?;
-    let (audit, scope) = visible(&state, &who, id).await?;
-    ensure_editable(&who, &scope, &audit)?;
-    if audit.version != expected {
-        return Err(stale(audit.version));
-    }
-    let catalog = pinned_catalog(&state, &audit).await?;
-    let errors: Vec<FieldError> = patch
-        .answers
-        .iter()
-        .filter_map(|(key, value)| validate_answer(&catalog, key, value).err())
-        .map(|e| FieldError::new(e.key, e.code, e.message))
-        .collect();
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let merged = audit::merge_answers(answers_of(&audit)?, &patch.answers);
-    let Some(updated) =
-        repo::update_answers(&state.db, &audit, &merged, &request_id.actor(&who)).await?
-    else {
-        return Err(lost_race(&state, id).await);
+    let batch = Batch {
+        expected: if_match(&headers)?,
+        minimal: prefers_minimal(&headers),
+        actor: request_id.actor(&who),
+        state: &state,
+        who: &who,
+        answers: &patch.answers,
     };
-    if prefers_minimal(&headers) {
-        let saved = saved(&state, &updated, &catalog).await?;
-        let mut response = (
-            StatusCode::OK,
-            [(header::ETAG, etag(saved.version))],
-            Json(saved),
-        )
-            .into_response();
-        response.headers_mut().insert(
-            "preference-applied",
-            HeaderValue::from_static("return=minimal"),
-        );
-        return Ok(response);
+    // The copy this process kept when it last wrote the audit, if that is
+    // the version the client saw: the write itself checks it still is.
+    if let Some(recent) = state.recent_audits.get(id, batch.expected) {
+        match batch
+            .apply(recent.audit.clone(), recent.photos.clone())
+            .await
+        {
+            Ok(response) => return Ok(response),
+            Err(err @ ApiError::Internal(_)) => return Err(err),
+            // Refused: the stored audit decides how, as it would without a
+            // copy. It may have changed since the copy was kept.
+            Err(_) => state.recent_audits.forget(id),
+        }
     }
-    Ok(with_etag(StatusCode::OK, &render(&state, updated).await?))
+    let audit = repo::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("audit"))?;
+    batch.apply(audit, None).await
+}
+
+/// The audit's photos as stored.
+async fn photos_of(state: &AppState, id: Uuid) -> ApiResult<Arc<[photo_row::Model]>> {
+    Ok(crate::db::photos::of_audit(&state.db, id).await?.into())
+}
+
+/// One `PATCH answers` request.
+struct Batch<'a> {
+    /// The version from `If-Match`.
+    expected: i64,
+    /// `Prefer: return=minimal`.
+    minimal: bool,
+    actor: crate::db::audit_log::Actor,
+    state: &'a AppState,
+    who: &'a Principal,
+    answers: &'a BTreeMap<String, Json_>,
+}
+
+impl Batch<'_> {
+    /// Checks and writes the batch onto `audit`, with its `photos` if they
+    /// are at hand, and answers as the client asked.
+    async fn apply(
+        &self,
+        audit: row::Model,
+        photos: Option<Arc<[photo_row::Model]>>,
+    ) -> ApiResult<Response> {
+        let state = self.state;
+        let scope = seen_by(self.who, &audit)?;
+        ensure_editable(self.who, &scope, &audit)?;
+        if audit.version != self.expected {
+            return Err(stale(audit.version));
+        }
+        let catalog = pinned_catalog(state, &audit).await?;
+        let errors: Vec<FieldError> = self
+            .answers
+            .iter()
+            .filter_map(|(key, value)| validate_answer(&catalog, key, value).err())
+            .map(|e| FieldError::new(e.key, e.code, e.message))
+            .collect();
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let merged = audit::merge_answers(answers_of(&audit)?, self.answers);
+        // The whole answer shows the photos. Read before the write, they are
+        // those of the version it makes: a photo added in between bumps the
+        // version, and the write fails.
+        let photos = match photos {
+            None if !self.minimal => Some(photos_of(state, audit.id).await?),
+            photos => photos,
+        };
+        let Some(updated) = repo::update_answers(&state.db, &audit, &merged, &self.actor).await?
+        else {
+            return Err(lost_race(state, audit.id).await);
+        };
+        state.recent_audits.keep(updated.clone(), photos.clone());
+        if self.minimal {
+            let saved = saved(state, &updated, &catalog).await?;
+            let mut response = (
+                StatusCode::OK,
+                [(header::ETAG, etag(saved.version))],
+                Json(saved),
+            )
+                .into_response();
+            response.headers_mut().insert(
+                "preference-applied",
+                HeaderValue::from_static("return=minimal"),
+            );
+            return Ok(response);
+        }
+        let photos = photos
+            .iter()
+            .flat_map(|photos| photos.iter().cloned().map(PhotoOut::from))
+            .collect();
+        Ok(with_etag(
+            StatusCode::OK,
+            &render_with(state, updated, photos).await?,
+        ))
+    }
 }
 
 /// The short answer to a batch of answers, for `Prefer: return=minimal`:
@@ -500,9 +574,15 @@ pub(super) async fn visible(
     let audit = repo::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("audit"))?;
-    let scope = repo::scope_of(&audit).map_err(|e| anyhow::anyhow!(e))?;
+    let scope = seen_by(who, &audit)?;
+    Ok((audit, scope))
+}
+
+/// The scope of `audit` if `who` may see it; 404 otherwise.
+fn seen_by(who: &Principal, audit: &row::Model) -> ApiResult<AuditScope> {
+    let scope = repo::scope_of(audit).map_err(|e| anyhow::anyhow!(e))?;
     if audit::can_see(who, &scope) {
-        Ok((audit, scope))
+        Ok(scope)
     } else {
         Err(ApiError::not_found("audit"))
     }
@@ -626,6 +706,16 @@ pub(super) async fn pinned_catalog(
 
 /// The audit as clients see it, evaluated against its pinned release.
 pub(super) async fn render(state: &AppState, audit: row::Model) -> ApiResult<AuditOut> {
+    let photos = super::photos::of_audit(state, audit.id).await?;
+    render_with(state, audit, photos).await
+}
+
+/// [`render`] with the audit's photos at hand.
+async fn render_with(
+    state: &AppState,
+    audit: row::Model,
+    photos: Vec<PhotoOut>,
+) -> ApiResult<AuditOut> {
     let catalog = pinned_catalog(state, &audit).await?;
     let answers = answer_set(&audit)?;
     let (overrides, review) = super::review::review_state(state, &audit).await?;
@@ -649,7 +739,7 @@ pub(super) async fn render(state: &AppState, audit: row::Model) -> ApiResult<Aud
         organisation_id: audit.organisation_id,
         answers: answers.answers,
         evaluation,
-        photos: super::photos::of_audit(state, audit.id).await?,
+        photos,
         revision: audit.revision,
         review,
         started_at: audit.started_at,

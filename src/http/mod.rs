@@ -65,6 +65,9 @@ pub struct AppState {
     /// Numbers the audit log and the change feed in the background; stops
     /// with the last clone of the state.
     pub sealer: Arc<crate::db::outbox::Sealer>,
+    /// The audits this process wrote last, so that the next batch of
+    /// answers need not read its audit back first.
+    pub recent_audits: Arc<crate::db::recent::RecentAudits>,
 }
 
 #[derive(OpenApi)]
