@@ -18,8 +18,9 @@ use serde::Deserialize;
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "dostup-data";
-/// Default number of recently written audits kept in memory: a few
-/// thousand phones' audits, some tens of megabytes at most.
+/// Default number of recently written audits kept in memory: the audits
+/// a few thousand phones are working on. Each copy holds the audit's
+/// answers (a few kilobytes for a full checklist) and its photo rows.
 pub const DEFAULT_AUDIT_CACHE_ENTRIES: usize = 4096;
 
 /// Errors while assembling the settings.

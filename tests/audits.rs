@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use common::{TestApp, assert_problem, call, item_with_id};
 use reqwest::{Method, StatusCode};
-use sea_orm::EntityTrait;
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -1333,6 +1333,8 @@ async fn a_replicas_copy_of_an_audit_written_elsewhere_lets_no_stale_write_throu
         send(&here, 1, json!({"territory.parking_total": 3}), false).await,
         2,
     );
+    let audit_id = Uuid::parse_str(&id).unwrap();
+    assert!(app.state.recent_audits.get(audit_id, 2).is_some());
     written(
         send(&other, 2, json!({"territory.parking_disabled": 1}), false).await,
         3,
@@ -1373,17 +1375,19 @@ async fn a_replicas_copy_of_an_audit_written_elsewhere_lets_no_stale_write_throu
         send(&here, 7, json!({"territory.parking_total": 9}), false).await,
         8,
     );
-    let body = written(
-        send(&here, 8, json!({"territory.parking_total": 5}), false).await,
+    // A short answer from the stored audit reads no photos and keeps a copy
+    // without them; the whole answer from that copy still lists both.
+    written(
+        send(&here, 8, json!({"territory.parking_total": 5}), true).await,
         9,
     );
-    assert_eq!(body["photos"].as_array().unwrap().len(), 2, "{body}");
-    // A short answer keeps a copy without its photos; the whole answer
-    // after it still lists both.
-    written(
-        send(&here, 9, json!({"territory.path_width": 2.5}), true).await,
+    let kept = app.state.recent_audits.get(audit_id, 9).unwrap();
+    assert!(kept.photos.is_none());
+    let body = written(
+        send(&here, 9, json!({"territory.path_width": 2.5}), false).await,
         10,
     );
+    assert_eq!(body["photos"].as_array().unwrap().len(), 2, "{body}");
     let body = written(
         send(&here, 10, json!({"territory.path_cross_slope": 1}), false).await,
         11,
@@ -1405,4 +1409,48 @@ async fn a_replicas_copy_of_an_audit_written_elsewhere_lets_no_stale_write_throu
     assert_eq!(answers["territory.parking_marked"], true, "{audit}");
     assert_eq!(answers["territory.path_width"], 2.5, "{audit}");
     assert_eq!(answers["territory.path_cross_slope"], 1, "{audit}");
+}
+
+/// A version number made twice (a PostgreSQL failover that lost commits, a
+/// restore) must not pass for the one a replica's copy was kept at: the
+/// answers now stored are the ones the batch is merged into.
+#[tokio::test]
+async fn a_copy_does_not_pass_for_a_version_number_made_twice() {
+    let app = TestApp::spawn_demo().await;
+    if !app.db.is_postgres() {
+        // The embedded database has one process writing it; a restore
+        // under a running service is not a case it meets.
+        return;
+    }
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "школа").await;
+    let id = Uuid::new_v4().to_string();
+    call(put_audit(&app, &token, &id, &json!({"site_id": site}))).await;
+    let first = json!({"territory.parking_total": 3});
+    let (status, _, body) = call(patch(&app, &token, &id, Some("\"1\""), first)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let audit_id = Uuid::parse_str(&id).unwrap();
+    assert!(app.state.recent_audits.get(audit_id, 2).is_some());
+
+    // The database lost that write; another one made version 2 again.
+    app.state
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE audits SET answers = '{{\"territory.parking_disabled\": 1}}', \
+             updated_at = updated_at + interval '1 second' WHERE id = '{id}'"
+        ))
+        .await
+        .unwrap();
+
+    let next = json!({"territory.path_width": 2.5});
+    let (status, _, body) = call(patch(&app, &token, &id, Some("\"2\""), next)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 3, "{body}");
+    let answers = &body["answers"];
+    assert_eq!(answers["territory.parking_disabled"], 1, "{body}");
+    assert_eq!(answers["territory.path_width"], 2.5, "{body}");
+    assert!(
+        answers.get("territory.parking_total").is_none(),
+        "the lost write came back: {body}"
+    );
 }

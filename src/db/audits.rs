@@ -260,7 +260,10 @@ fn answered(
 /// one round trip; `after` if the audit was still as `before` shows it,
 /// and then the sealer is woken.
 /// The statement returns only the id, not the row with its answers: the row
-/// it wrote is `after`.
+/// it wrote is `after`. It also checks the time of the last write, which
+/// every write sets (microseconds, exact on PostgreSQL): a version number
+/// made twice, by a failover that lost commits or a restore, cannot pass
+/// for the one `before` was read at (see [`super::recent`]).
 async fn update_answers_in_one_statement(
     db: &DatabaseConnection,
     before: &audit::Model,
@@ -272,7 +275,7 @@ async fn update_answers_in_one_statement(
         "WITH updated AS (\
            UPDATE audits SET version = version + 1, updated_at = $1, answers = $2 \
            WHERE id = $3 AND version = $4 AND status = $5 AND revision = $6 \
-             AND claimed_by IS NOT DISTINCT FROM $7 \
+             AND claimed_by IS NOT DISTINCT FROM $7 AND updated_at = $11 \
            RETURNING id), \
          recorded AS (\
            INSERT INTO outbox (entry, change, created_at) SELECT $8, $9, $10 FROM updated) \
@@ -288,6 +291,7 @@ async fn update_answers_in_one_statement(
             row.entry.into(),
             row.change.into(),
             row.created_at.into(),
+            before.updated_at.into(),
         ],
     );
     let written = db.query_one_raw(statement).await?.map(|_| after);

@@ -5,10 +5,14 @@
 //! answer write that starts from it is conditional on the stored audit
 //! still being at version V with the same status, revision and claim, and
 //! nothing else about an audit changes without a new version (its answers
-//! and photos do not, and the rest is fixed at creation). A copy gone stale
+//! and photos do not, a claim is held only while the audit is submitted,
+//! and where it is, its site and its owner are fixed). A copy gone stale
 //! (another replica, the command line, a review step or a photo wrote the
 //! audit since) can therefore make a write fail but never let a wrong one
-//! through; callers then start again from the stored audit.
+//! through; callers then start again from the stored audit. On PostgreSQL
+//! the write also checks the time of the last write, so that even a
+//! version number made twice (a failover that lost commits, a restore)
+//! cannot pass for the copy's.
 //!
 //! Bounded: two generations of at most half the capacity each. A copy goes
 //! into the young generation; when that is full, the old generation is
@@ -90,17 +94,29 @@ impl RecentAudits {
             return;
         }
         generations.old.remove(&id);
+        let mut dropped = None;
         if generations.young.len() >= self.half && !generations.young.contains_key(&id) {
-            generations.old = std::mem::take(&mut generations.young);
+            let young = std::mem::take(&mut generations.young);
+            dropped = Some(std::mem::replace(&mut generations.old, young));
         }
         generations.young.insert(id, recent);
+        drop(generations);
+        // The old generation is freed after the lock is released.
+        drop(dropped);
     }
 
-    /// Drops the copy of audit `id`, if any.
-    pub fn forget(&self, id: Uuid) {
-        let mut generations = self.lock();
-        generations.young.remove(&id);
-        generations.old.remove(&id);
+    /// Drops the copy of audit `id` if it is still the one at `version`
+    /// (a later one, kept meanwhile by another request, stays).
+    pub fn forget(&self, id: Uuid, version: i64) {
+        let generations = &mut *self.lock();
+        for generation in [&mut generations.young, &mut generations.old] {
+            if generation
+                .get(&id)
+                .is_some_and(|kept| kept.audit.version == version)
+            {
+                generation.remove(&id);
+            }
+        }
     }
 
     /// Copies held now.
@@ -213,12 +229,14 @@ mod tests {
     }
 
     #[test]
-    fn forget_drops_a_copy_and_zero_capacity_keeps_nothing() {
+    fn forget_drops_only_the_copy_it_names_and_zero_capacity_keeps_nothing() {
         let recent = RecentAudits::new(8);
         let id = Uuid::new_v4();
-        recent.keep(audit_at(id, 1), None);
-        recent.forget(id);
-        assert!(recent.get(id, 1).is_none());
+        recent.keep(audit_at(id, 2), None);
+        recent.forget(id, 1);
+        assert!(recent.get(id, 2).is_some(), "a later copy stays");
+        recent.forget(id, 2);
+        assert!(recent.get(id, 2).is_none());
         assert!(recent.is_empty());
 
         let none = RecentAudits::new(0);

@@ -373,7 +373,7 @@ async fn patch_answers(
             Err(err @ ApiError::Internal(_)) => return Err(err),
             // Refused: the stored audit decides how, as it would without a
             // copy. It may have changed since the copy was kept.
-            Err(_) => state.recent_audits.forget(id),
+            Err(_) => state.recent_audits.forget(id, batch.expected),
         }
     }
     let audit = repo::get(&state.db, id)

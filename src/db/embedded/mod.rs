@@ -438,8 +438,11 @@ impl Embedded {
     /// database file (what a naive backup takes) does not have them.
     fn checkpoint_soon(self: Arc<Self>) {
         let checkpoints = &self.checkpoints;
-        checkpoints.asked.fetch_add(1, Ordering::AcqRel);
-        if checkpoints.scheduled.swap(true, Ordering::AcqRel) {
+        // Sequentially consistent, here and in the loop: each side writes
+        // one flag and then reads the other's, and one of them must see
+        // the other's write.
+        checkpoints.asked.fetch_add(1, Ordering::SeqCst);
+        if checkpoints.scheduled.swap(true, Ordering::SeqCst) {
             return;
         }
         tokio::task::spawn_blocking(move || {
@@ -447,11 +450,15 @@ impl Embedded {
             let mut behind = 0;
             loop {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                let asked = checkpoints.asked.load(Ordering::Acquire);
+                let asked = checkpoints.asked.load(Ordering::SeqCst);
                 let copied = self.with(|conn| {
                     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                        // (busy, frames in the log, frames copied back)
-                        Ok(row.get::<_, i64>(1)? <= row.get::<_, i64>(2)?)
+                        // (busy, frames in the log, frames copied back); a
+                        // checkpoint another connection runs (busy, -1, -1)
+                        // may not have caught up either.
+                        let (busy, log, copied): (i64, i64, i64) =
+                            (row.get(0)?, row.get(1)?, row.get(2)?);
+                        Ok(busy == 0 && log >= 0 && copied >= log)
                     })
                     .map_err(DbError::from)
                 });
@@ -463,14 +470,14 @@ impl Embedded {
                     }
                 };
                 behind = if caught_up { 0 } else { behind + 1 };
-                checkpoints.scheduled.store(false, Ordering::Release);
-                let asked_since = checkpoints.asked.load(Ordering::Acquire) != asked;
+                checkpoints.scheduled.store(false, Ordering::SeqCst);
+                let asked_since = checkpoints.asked.load(Ordering::SeqCst) != asked;
                 // A reader that stays on its snapshot is waited for a few
                 // seconds at most; the next write asks again.
                 let again = asked_since || (behind > 0 && behind < CHECKPOINT_RETRIES);
                 // Round again unless nothing is left, or a checkpoint asked
                 // for after the flag was cleared has taken over.
-                if !again || checkpoints.scheduled.swap(true, Ordering::AcqRel) {
+                if !again || checkpoints.scheduled.swap(true, Ordering::SeqCst) {
                     break;
                 }
             }
