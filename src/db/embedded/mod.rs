@@ -16,9 +16,9 @@
 //!   [`super::idempotency`]; phones send a key with every batch), and a
 //!   sealing pass (see [`super::outbox`]) go to one writer thread (see
 //!   [`writer`]), one hand-off per write, which commits the writes that
-//!   came in together as one transaction; after a sealing pass a checkpoint
-//!   is scheduled off the writer, so that no writer copies the write-ahead
-//!   log back while the others wait.
+//!   came in together as one transaction; after a write a checkpoint is
+//!   scheduled off the writer (at most one every 100 ms), so that no writer
+//!   copies the write-ahead log back while the others wait.
 //!
 //! Each of these statements is bounded: a lookup by key, one row written,
 //! one batch of the outbox. Everything else goes through sea-orm; both sides
@@ -320,108 +320,101 @@ impl Embedded {
     /// # Errors
     /// Database failure; nothing is moved then.
     pub(super) async fn seal(self: Arc<Self>, only: Option<i64>) -> Result<usize, DbError> {
-        let done = self
-            .write(Gone::Run, move |txn| {
-                let rows = txn
-                    .prepare_cached(
-                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+        self.write(Gone::Run, move |txn| {
+            let rows = txn
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
                      WHERE failure IS NULL AND (?1 IS NULL OR id = ?1) ORDER BY id LIMIT ?2) \
                      RETURNING id, entry, change, created_at, failure",
-                    )?
-                    .query_map(
-                        params![only, i64::try_from(outbox::BATCH).unwrap_or(i64::MAX)],
-                        outbox_row,
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                if rows.is_empty() {
-                    return Ok(0);
-                }
-                let sorted = outbox::Sorted::out(rows);
-                let mut back = txn.prepare_cached(
-                    "INSERT INTO outbox (id, entry, change, created_at, failure) \
+                )?
+                .query_map(
+                    params![only, i64::try_from(outbox::BATCH).unwrap_or(i64::MAX)],
+                    outbox_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if rows.is_empty() {
+                return Ok(0);
+            }
+            let sorted = outbox::Sorted::out(rows);
+            let mut back = txn.prepare_cached(
+                "INSERT INTO outbox (id, entry, change, created_at, failure) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                for row in &sorted.back {
-                    back.execute(params![
-                        row.id,
-                        row.entry,
-                        row.change,
-                        timestamp(row.created_at),
-                        row.failure
-                    ])?;
-                }
-                drop(back);
-                if !sorted.entries.is_empty() {
-                    let (seq, hash) = txn
-                        .prepare_cached("SELECT seq, hash FROM audit_log_head WHERE id = ?1")?
-                        .query_row(params![HEAD_ID], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                        })
-                        .optional()?
-                        .ok_or_else(missing_head)?;
-                    let (sealed, seq, hash) = chain_after(seq, hash, sorted.entries);
-                    let mut insert = txn.prepare_cached(
+            )?;
+            for row in &sorted.back {
+                back.execute(params![
+                    row.id,
+                    row.entry,
+                    row.change,
+                    timestamp(row.created_at),
+                    row.failure
+                ])?;
+            }
+            drop(back);
+            if !sorted.entries.is_empty() {
+                let (seq, hash) = txn
+                    .prepare_cached("SELECT seq, hash FROM audit_log_head WHERE id = ?1")?
+                    .query_row(params![HEAD_ID], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()?
+                    .ok_or_else(missing_head)?;
+                let (sealed, seq, hash) = chain_after(seq, hash, sorted.entries);
+                let mut insert = txn.prepare_cached(
                     "INSERT INTO audit_log (seq, at, actor_id, actor_role, action, target_type, \
                      target_id, region_code, sector, before_digest, after_digest, detail, \
                      request_id, prev_hash, hash) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?;
-                    for e in &sealed {
-                        insert.execute(params![
-                            e.seq,
-                            timestamp(e.at),
-                            e.actor_id.map(Uuid::into_bytes),
-                            e.actor_role,
-                            e.action,
-                            e.target_type,
-                            e.target_id,
-                            e.region_code,
-                            e.sector,
-                            e.before_digest,
-                            e.after_digest,
-                            e.detail,
-                            e.request_id,
-                            e.prev_hash,
-                            e.hash,
-                        ])?;
-                    }
-                    drop(insert);
-                    txn.prepare_cached(
-                        "UPDATE audit_log_head SET seq = ?1, hash = ?2 WHERE id = ?3",
-                    )?
-                    .execute(params![seq, hash, HEAD_ID])?;
+                for e in &sealed {
+                    insert.execute(params![
+                        e.seq,
+                        timestamp(e.at),
+                        e.actor_id.map(Uuid::into_bytes),
+                        e.actor_role,
+                        e.action,
+                        e.target_type,
+                        e.target_id,
+                        e.region_code,
+                        e.sector,
+                        e.before_digest,
+                        e.after_digest,
+                        e.detail,
+                        e.request_id,
+                        e.prev_hash,
+                        e.hash,
+                    ])?;
                 }
-                if !sorted.changes.is_empty() {
-                    let last: Option<i64> = txn
-                        .prepare_cached("SELECT MAX(seq) FROM changes")?
-                        .query_row([], |r| r.get(0))?;
-                    let mut insert = txn.prepare_cached(
-                        "INSERT INTO changes (seq, kind, audit_id, owner_id, organisation_id, \
+                drop(insert);
+                txn.prepare_cached("UPDATE audit_log_head SET seq = ?1, hash = ?2 WHERE id = ?3")?
+                    .execute(params![seq, hash, HEAD_ID])?;
+            }
+            if !sorted.changes.is_empty() {
+                let last: Option<i64> = txn
+                    .prepare_cached("SELECT MAX(seq) FROM changes")?
+                    .query_row([], |r| r.get(0))?;
+                let mut insert = txn.prepare_cached(
+                    "INSERT INTO changes (seq, kind, audit_id, owner_id, organisation_id, \
                      region_code, sector, audit_status, payload, created_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    )?;
-                    for c in numbered_after(last.unwrap_or(0), sorted.changes) {
-                        insert.execute(params![
-                            c.seq,
-                            c.kind,
-                            c.audit_id.map(Uuid::into_bytes),
-                            c.owner_id.map(Uuid::into_bytes),
-                            c.organisation_id.map(Uuid::into_bytes),
-                            c.region_code,
-                            c.sector,
-                            c.audit_status,
-                            c.payload,
-                            timestamp(c.created_at),
-                        ])?;
-                    }
+                )?;
+                for c in numbered_after(last.unwrap_or(0), sorted.changes) {
+                    insert.execute(params![
+                        c.seq,
+                        c.kind,
+                        c.audit_id.map(Uuid::into_bytes),
+                        c.owner_id.map(Uuid::into_bytes),
+                        c.organisation_id.map(Uuid::into_bytes),
+                        c.region_code,
+                        c.sector,
+                        c.audit_status,
+                        c.payload,
+                        timestamp(c.created_at),
+                    ])?;
                 }
-                Ok(sorted.done)
-            })
-            .await;
-        if matches!(done, Ok(n) if n > 0) {
-            self.checkpoint_soon();
-        }
-        done
+            }
+            Ok(sorted.done)
+        })
+        .await
     }
 
     /// Copies the write-ahead log back into the database file shortly, on
@@ -492,7 +485,11 @@ impl Embedded {
         gone: Gone,
         work: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
-        writer::write(Arc::clone(self), gone, work).await
+        let written = writer::write(Arc::clone(self), gone, work).await;
+        if written.is_ok() {
+            Arc::clone(self).checkpoint_soon();
+        }
+        written
     }
 
     /// Runs `work` on an idle connection (or a new one) and puts it back.
