@@ -233,7 +233,8 @@ pub async fn update_answers(
 /// That is exact because the write applies only to the row `before` shows
 /// in every column the log and the change carry: the version (every edit
 /// bumps it), the status, the revision and the claim (claims do not bump
-/// the version); the rest never changes after creation. Building them
+/// the version); the rest changes only with a new version or never.
+/// Building them
 /// first keeps the embedded database's writers' turn, which every writer
 /// waits for, down to the statements themselves.
 fn answered(
@@ -259,6 +260,7 @@ fn answered(
 /// [`answered`]) in one statement, outside any transaction, so a write is
 /// one round trip; `after` if the audit was still as `before` shows it,
 /// and then the sealer is woken.
+///
 /// The statement returns only the id, not the row with its answers: the row
 /// it wrote is `after`. It also checks the time of the last write, which
 /// every write sets (microseconds, exact on PostgreSQL): a version number

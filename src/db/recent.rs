@@ -120,16 +120,10 @@ impl RecentAudits {
     }
 
     /// Copies held now.
-    #[must_use]
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         let generations = self.lock();
         generations.young.len() + generations.old.len()
-    }
-
-    /// True when no copy is held.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
@@ -237,11 +231,11 @@ mod tests {
         assert!(recent.get(id, 2).is_some(), "a later copy stays");
         recent.forget(id, 2);
         assert!(recent.get(id, 2).is_none());
-        assert!(recent.is_empty());
+        assert_eq!(recent.len(), 0);
 
         let none = RecentAudits::new(0);
         none.keep(audit_at(id, 1), None);
         assert!(none.get(id, 1).is_none());
-        assert!(none.is_empty());
+        assert_eq!(none.len(), 0);
     }
 }

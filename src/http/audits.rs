@@ -369,17 +369,20 @@ async fn patch_answers(
             .apply(recent.audit.clone(), recent.photos.clone())
             .await
         {
-            Ok(response) => return Ok(response),
+            Ok(Some(response)) => return Ok(response),
             Err(err @ ApiError::Internal(_)) => return Err(err),
-            // Refused: the stored audit decides how, as it would without a
-            // copy. It may have changed since the copy was kept.
-            Err(_) => state.recent_audits.forget(id, batch.expected),
+            // Refused, or the write found the audit changed: the stored
+            // audit decides how, as it would without a copy.
+            Ok(None) | Err(_) => state.recent_audits.forget(id, batch.expected),
         }
     }
     let audit = repo::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("audit"))?;
-    batch.apply(audit, None).await
+    match batch.apply(audit, None).await? {
+        Some(response) => Ok(response),
+        None => Err(lost_race(&state, id).await),
+    }
 }
 
 /// The audit's photos as stored.
@@ -401,12 +404,13 @@ struct Batch<'a> {
 
 impl Batch<'_> {
     /// Checks and writes the batch onto `audit`, with its `photos` if they
-    /// are at hand, and answers as the client asked.
+    /// are at hand, and answers as the client asked; `None` when the write
+    /// found the audit no longer as `audit` shows it.
     async fn apply(
         &self,
         audit: row::Model,
         photos: Option<Arc<[photo_row::Model]>>,
-    ) -> ApiResult<Response> {
+    ) -> ApiResult<Option<Response>> {
         let state = self.state;
         let scope = seen_by(self.who, &audit)?;
         ensure_editable(self.who, &scope, &audit)?;
@@ -433,7 +437,7 @@ impl Batch<'_> {
         };
         let Some(updated) = repo::update_answers(&state.db, &audit, &merged, &self.actor).await?
         else {
-            return Err(lost_race(state, audit.id).await);
+            return Ok(None);
         };
         state.recent_audits.keep(updated.clone(), photos.clone());
         if self.minimal {
@@ -448,16 +452,16 @@ impl Batch<'_> {
                 "preference-applied",
                 HeaderValue::from_static("return=minimal"),
             );
-            return Ok(response);
+            return Ok(Some(response));
         }
         let photos = photos
             .iter()
             .flat_map(|photos| photos.iter().cloned().map(PhotoOut::from))
             .collect();
-        Ok(with_etag(
+        Ok(Some(with_etag(
             StatusCode::OK,
             &render_with(state, updated, photos).await?,
-        ))
+        )))
     }
 }
 

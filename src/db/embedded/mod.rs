@@ -16,9 +16,10 @@
 //!   [`super::idempotency`]; phones send a key with every batch), and a
 //!   sealing pass (see [`super::outbox`]) go to one writer thread (see
 //!   [`writer`]), one hand-off per write, which commits the writes that
-//!   came in together as one transaction; after a write a checkpoint is
-//!   scheduled off the writer (at most one every 100 ms), so that no writer
-//!   copies the write-ahead log back while the others wait.
+//!   came in together as one transaction; after a commit that changed
+//!   rows, a checkpoint is scheduled off the writer (at most one every
+//!   100 ms), so that no writer copies the write-ahead log back while the
+//!   others wait.
 //!
 //! Each of these statements is bounded: a lookup by key, one row written,
 //! one batch of the outbox. Everything else goes through sea-orm; both sides
@@ -429,7 +430,7 @@ impl Embedded {
     /// kept it from copying every frame. Otherwise the last writes before a
     /// quiet spell would stay in the log alone, where a copy of the
     /// database file (what a naive backup takes) does not have them.
-    fn checkpoint_soon(self: Arc<Self>) {
+    fn checkpoint_soon(self: &Arc<Self>) {
         let checkpoints = &self.checkpoints;
         // Sequentially consistent, here and in the loop: each side writes
         // one flag and then reads the other's, and one of them must see
@@ -438,43 +439,55 @@ impl Embedded {
         if checkpoints.scheduled.swap(true, Ordering::SeqCst) {
             return;
         }
-        tokio::task::spawn_blocking(move || {
-            let checkpoints = &self.checkpoints;
-            let mut behind = 0;
-            loop {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                let asked = checkpoints.asked.load(Ordering::SeqCst);
-                let copied = self.with(|conn| {
-                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                        // (busy, frames in the log, frames copied back); a
-                        // checkpoint another connection runs (busy, -1, -1)
-                        // may not have caught up either.
-                        let (busy, log, copied): (i64, i64, i64) =
-                            (row.get(0)?, row.get(1)?, row.get(2)?);
-                        Ok(busy == 0 && log >= 0 && copied >= log)
-                    })
-                    .map_err(DbError::from)
-                });
-                let caught_up = match copied {
-                    Ok(all) => all,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "copying the write-ahead log into the database failed");
-                        true
-                    }
-                };
-                behind = if caught_up { 0 } else { behind + 1 };
-                checkpoints.scheduled.store(false, Ordering::SeqCst);
-                let asked_since = checkpoints.asked.load(Ordering::SeqCst) != asked;
-                // A reader that stays on its snapshot is waited for a few
-                // seconds at most; the next write asks again.
-                let again = asked_since || (behind > 0 && behind < CHECKPOINT_RETRIES);
-                // Round again unless nothing is left, or a checkpoint asked
-                // for after the flag was cleared has taken over.
-                if !again || checkpoints.scheduled.swap(true, Ordering::SeqCst) {
-                    break;
+        // A thread of its own, not the runtime's: the writer thread asks
+        // too, and a runtime shutting down need not wait for it.
+        let db = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("dostup-sqlite-checkpoint".to_owned())
+            .spawn(move || db.checkpoint_until_caught_up());
+        if let Err(err) = spawned {
+            self.checkpoints.scheduled.store(false, Ordering::SeqCst);
+            tracing::warn!(error = %err, "cannot start a checkpoint thread; the next write asks again");
+        }
+    }
+
+    /// The loop of [`Embedded::checkpoint_soon`]'s thread.
+    fn checkpoint_until_caught_up(&self) {
+        let checkpoints = &self.checkpoints;
+        let mut behind = 0;
+        loop {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            let asked = checkpoints.asked.load(Ordering::SeqCst);
+            let copied = self.with(|conn| {
+                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    // (busy, frames in the log, frames copied back); a
+                    // checkpoint another connection runs (busy, -1, -1)
+                    // may not have caught up either.
+                    let (busy, log, copied): (i64, i64, i64) =
+                        (row.get(0)?, row.get(1)?, row.get(2)?);
+                    Ok(busy == 0 && log >= 0 && copied >= log)
+                })
+                .map_err(DbError::from)
+            });
+            let caught_up = match copied {
+                Ok(all) => all,
+                Err(err) => {
+                    tracing::warn!(error = %err, "copying the write-ahead log into the database failed");
+                    true
                 }
+            };
+            behind = if caught_up { 0 } else { behind + 1 };
+            checkpoints.scheduled.store(false, Ordering::SeqCst);
+            let asked_since = checkpoints.asked.load(Ordering::SeqCst) != asked;
+            // A reader that stays on its snapshot is waited for a few
+            // seconds at most; the next write asks again.
+            let again = asked_since || (behind > 0 && behind < CHECKPOINT_RETRIES);
+            // Round again unless nothing is left, or a checkpoint asked
+            // for after the flag was cleared has taken over.
+            if !again || checkpoints.scheduled.swap(true, Ordering::SeqCst) {
+                break;
             }
-        });
+        }
     }
 
     /// Runs `work`, the statements of one write, on the writer thread (see
@@ -485,11 +498,7 @@ impl Embedded {
         gone: Gone,
         work: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
-        let written = writer::write(Arc::clone(self), gone, work).await;
-        if written.is_ok() {
-            Arc::clone(self).checkpoint_soon();
-        }
-        written
+        writer::write(Arc::clone(self), gone, work).await
     }
 
     /// Runs `work` on an idle connection (or a new one) and puts it back.
@@ -733,8 +742,8 @@ mod tests {
         })
         .await
         .unwrap();
-        Arc::clone(&db).checkpoint_soon();
-        // The first checkpoint runs while the reader still needs the file
+        // The writer asked for a checkpoint with its commit. The first one
+        // runs while the reader still needs the file
         // as it was before the write.
         tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
         reader.execute_batch("COMMIT").unwrap();

@@ -10,7 +10,8 @@
 //!
 //! Here writes queue for a thread that does nothing else. It takes every
 //! write that has come in, runs each in a savepoint of one transaction,
-//! commits once, and answers each request:
+//! commits once, asks for a checkpoint if it changed rows (see
+//! [`Embedded::checkpoint_soon`]), and answers each request:
 //! - a write whose statements fail (or panic) is rolled back to its
 //!   savepoint and fails alone; the others go on;
 //! - a failed commit fails every write of the batch, and nothing of it is
@@ -197,20 +198,25 @@ fn run_batch(mut batch: Vec<Job>) {
             continue;
         }
         let done = db.with(|conn| commit(conn, &mut writes));
+        if matches!(done, Ok(true)) {
+            db.checkpoint_soon();
+        }
         for work in writes {
             work.answer(done.as_ref().map(|_| ()));
         }
     }
 }
 
-/// Runs `writes` in one transaction on `conn` and commits it. A write alone
+/// Runs `writes` in one transaction on `conn` and commits it; whether the
+/// commit changed any row (an empty sealing pass does not). A write alone
 /// needs no savepoint: if it fails, the transaction is rolled back.
-fn commit(conn: &mut Connection, writes: &mut [Box<dyn Work>]) -> Result<(), DbError> {
+fn commit(conn: &mut Connection, writes: &mut [Box<dyn Work>]) -> Result<bool, DbError> {
+    let changes = conn.total_changes();
     let mut txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if let [work] = writes {
         if !work.run(&txn) {
             // Dropping the transaction without a commit rolls it back.
-            return Ok(());
+            return Ok(false);
         }
     } else {
         for work in writes {
@@ -232,7 +238,7 @@ fn commit(conn: &mut Connection, writes: &mut [Box<dyn Work>]) -> Result<(), DbE
         }
     }
     txn.commit()?;
-    Ok(())
+    Ok(conn.total_changes() != changes)
 }
 
 /// The failure of a batch, for each of its writes. It stays a database
