@@ -445,6 +445,13 @@ pub(super) mod tests {
         // An interrupted insert inside a transaction makes SQLite roll back
         // the whole transaction, as a full disk or an I/O error may.
         let mut interrupted = pin!(write(Arc::clone(&db), Gone::Skip, |conn| {
+            // Long enough to be interrupted: it would insert a billion rows.
+            // Prepared before the interruptions start: one that lands while the
+            // statement is parsed fails it before it runs, and rolls nothing back.
+            let mut statement = conn.prepare(
+                "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                 WHERE i < 1000000000) INSERT INTO names (name) SELECT 'n' || i FROM n",
+            )?;
             let handle = conn.get_interrupt_handle();
             let done = Arc::new(AtomicBool::new(false));
             let interrupter = std::thread::spawn({
@@ -456,12 +463,7 @@ pub(super) mod tests {
                     }
                 }
             });
-            // Long enough to be interrupted: it would insert a billion rows.
-            let inserted = conn.execute(
-                "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
-                 WHERE i < 1000000000) INSERT INTO names (name) SELECT 'n' || i FROM n",
-                [],
-            );
+            let inserted = statement.execute([]);
             done.store(true, std::sync::atomic::Ordering::Release);
             interrupter.join().unwrap();
             inserted?;
