@@ -314,6 +314,14 @@ fn checklist_lint_show_and_score_from_the_command_line() {
     );
     let result: Value = serde_json::from_slice(&score.stdout).unwrap();
     assert_eq!(result["nok"]["p3_1"], 60.0);
+    // Texts rendered when the checklists were compiled are indented like the rest.
+    let printed = String::from_utf8_lossy(&score.stdout);
+    assert!(
+        printed.contains("\"message\": {\n") && !printed.contains("{\"ru\""),
+        "{printed}"
+    );
+    assert!(result["rules"][0]["message"]["ru"].is_string());
+    assert!(result["rules"][0]["norm"]["document"].is_string());
     assert_eq!(result["nok"]["p3_2"], 80.0);
     assert_eq!(result["nok"]["p3_3"], 70.0);
     assert_eq!(result["nok"]["k3"], 71.0);

@@ -112,7 +112,18 @@ pub fn score(
     let overrides = Overrides::new();
     let e = evaluate(catalog, methodology, &answers, &overrides)?;
     Ok(match format {
-        Format::Json => serde_json::to_string_pretty(&e)?,
+        Format::Json => pretty(&serde_json::to_string(&e)?)?,
         Format::Text => render_evaluation(&e),
     })
+}
+
+/// Re-indents compact JSON, keeping the order of keys. An evaluation's rendered texts are
+/// copied as they were rendered, compact, so a pretty printer given the evaluation itself
+/// would leave them on one line.
+fn pretty(compact: &str) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(compact.len() * 2);
+    let mut from = serde_json::Deserializer::from_str(compact);
+    serde_transcode::transcode(&mut from, &mut serde_json::Serializer::pretty(&mut out))?;
+    // serde_json writes UTF-8 only.
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }

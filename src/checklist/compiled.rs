@@ -178,7 +178,7 @@ fn item(i: &Item) -> CompiledItem<'_> {
 fn rule(r: &Rule) -> CompiledRule<'_> {
     let (check, review) = match &r.test {
         RuleTest::Check(e) => (Some(Condition::from(e)), None),
-        RuleTest::Review(t) => (None, Some(t)),
+        RuleTest::Review(t) => (None, Some(&**t)),
     };
     CompiledRule {
         id: &r.id,

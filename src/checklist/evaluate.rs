@@ -3,6 +3,7 @@
 //! Results borrow texts from the catalog and answers, so scoring copies no messages.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -15,8 +16,9 @@ use super::error::EvalError;
 use super::expr::{Env, Value};
 use super::methodology::{Methodology, MethodologyKind, NokScore, PassportResult, PointsScore};
 use super::model::{Item, Rule, RuleTest};
+use super::rendered::{Raw, Rendered};
 use super::schema::Norm;
-use super::text::Text;
+use super::text::Localized;
 use super::types::{Category, Outcome, PhotoPolicy, Severity, Verdict, Work, Zone};
 
 /// A reviewer's decision on one rule.
@@ -54,9 +56,9 @@ pub struct RuleResult<'a> {
     /// Severity of a failure.
     pub severity: Severity,
     /// Categories a failure affects.
-    pub affects: &'a [Category],
+    pub affects: Raw<'a, Vec<Category>>,
     /// The norm.
-    pub norm: &'a Norm,
+    pub norm: Raw<'a, Norm>,
     /// The outcome used in all scoring: the reviewer's verdict when overridden.
     pub outcome: Outcome,
     /// What the engine decided on its own.
@@ -65,7 +67,7 @@ pub struct RuleResult<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review: Option<Override>,
     /// The message for `outcome`.
-    pub message: Text<'a>,
+    pub message: Raw<'a, Localized>,
     /// Recommended work, on failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub work: Option<Work>,
@@ -151,14 +153,18 @@ pub struct Evaluation<'a> {
     pub rules: Vec<RuleResult<'a>>,
 }
 
-const NOT_APPLICABLE: Text<'static> = Text {
-    ru: "Не применяется: условие применения правила не выполнено.",
-    en: "Not applicable: the rule's condition does not hold.",
-};
-const INCOMPLETE: Text<'static> = Text {
-    ru: "Недостаточно данных: нет ответа на вопросы, от которых зависит правило.",
-    en: "Incomplete: answers the rule needs are missing.",
-};
+static NOT_APPLICABLE: LazyLock<Rendered<Localized>> = LazyLock::new(|| {
+    Rendered::new(Localized {
+        ru: "Не применяется: условие применения правила не выполнено.".to_owned(),
+        en: "Not applicable: the rule's condition does not hold.".to_owned(),
+    })
+});
+static INCOMPLETE: LazyLock<Rendered<Localized>> = LazyLock::new(|| {
+    Rendered::new(Localized {
+        ru: "Недостаточно данных: нет ответа на вопросы, от которых зависит правило.".to_owned(),
+        en: "Incomplete: answers the rule needs are missing.".to_owned(),
+    })
+});
 
 /// State shared by rule evaluation and methodology scoring.
 pub(crate) struct Resolved<'a> {
@@ -229,8 +235,8 @@ pub fn evaluate<'a>(
             rule: &rule.key,
             zone: rule.zone,
             severity: rule.severity,
-            affects: &rule.affects,
-            norm: &rule.norm,
+            affects: rule.affects.raw(),
+            norm: rule.norm.raw(),
             outcome,
             engine_outcome: engine[index as usize],
             review: overrides.get(&rule.key).cloned(),
@@ -470,15 +476,15 @@ fn engine_outcome(rule: &Rule, env: &Env<'_>) -> Outcome {
     }
 }
 
-fn message(rule: &Rule, outcome: Outcome) -> Text<'_> {
+fn message(rule: &Rule, outcome: Outcome) -> Raw<'_, Localized> {
     match outcome {
-        Outcome::Pass => rule.pass.as_ref(),
-        Outcome::Fail => rule.fail.as_ref(),
-        Outcome::NotApplicable => NOT_APPLICABLE,
-        Outcome::Incomplete => INCOMPLETE,
+        Outcome::Pass => rule.pass.raw(),
+        Outcome::Fail => rule.fail.raw(),
+        Outcome::NotApplicable => NOT_APPLICABLE.raw(),
+        Outcome::Incomplete => INCOMPLETE.raw(),
         Outcome::NeedsReview => match &rule.test {
-            RuleTest::Review(text) => text.as_ref(),
-            RuleTest::Check(_) => INCOMPLETE,
+            RuleTest::Review(text) => text.raw(),
+            RuleTest::Check(_) => INCOMPLETE.raw(),
         },
     }
 }

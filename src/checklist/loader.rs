@@ -9,6 +9,7 @@ use serde_saphyr::Spanned;
 use super::error::LoadErrors;
 use super::expr::{Expr, ItemInfo, ItemTy, Lookup, Scope};
 use super::model::{Checklist, ChoiceOption, Item, ItemKind, Rule, RuleTest};
+use super::rendered::Rendered;
 use super::schema::{RawChecklist, RawItem, RawItemType, RawRule};
 use super::source::Source;
 use super::types::{PhotoPolicy, is_identifier, is_semver};
@@ -519,7 +520,7 @@ fn compile_rule(
         .map(|w| compile(source, w, "when", &scope, errors));
     let test = match (&rr.check, &rr.review) {
         (Some(check), None) => compile(source, check, "check", &scope, errors).map(RuleTest::Check),
-        (None, Some(review)) => Some(RuleTest::Review(review.value.clone())),
+        (None, Some(review)) => Some(RuleTest::Review(Rendered::new(review.value.clone()))),
         (Some(_), Some(review)) => {
             errors.push(source.error(
                 &review.referenced,
@@ -572,10 +573,10 @@ fn compile_rule(
         when,
         test,
         severity: rr.severity,
-        affects,
-        norm: rr.norm.clone(),
-        pass: rr.message.pass.clone(),
-        fail: rr.message.fail.clone(),
+        affects: Rendered::new(affects),
+        norm: Rendered::new(rr.norm.clone()),
+        pass: Rendered::new(rr.message.pass.clone()),
+        fail: Rendered::new(rr.message.fail.clone()),
         work: rr.work,
         zone: raw.zone,
         reads,

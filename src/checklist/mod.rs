@@ -16,6 +16,7 @@ mod expr;
 mod loader;
 pub mod methodology;
 mod model;
+mod rendered;
 mod report;
 mod schema;
 mod source;
@@ -40,8 +41,9 @@ pub use evaluate::{
 pub use expr::{Expr, ExprError, check_syntax};
 pub use methodology::Methodology;
 pub use model::{Checklist, ChoiceOption, Item, ItemKind, Rule, RuleTest};
+pub use rendered::{Raw, Rendered};
 pub use report::{render_checklist, render_evaluation};
 pub use schema::Norm;
-pub use text::{Localized, Text};
+pub use text::Localized;
 pub use types::{Category, Outcome, PhotoPolicy, Severity, Status, Verdict, Work, Zone};
 pub use unit::{Dimension, Unit};

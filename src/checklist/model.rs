@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::expr::Expr;
+use super::rendered::Rendered;
 use super::schema::Norm;
 use super::text::Localized;
 use super::types::{Category, PhotoPolicy, Severity, Work, Zone};
@@ -196,7 +197,7 @@ pub enum RuleTest {
     /// An expression over the answers.
     Check(Expr),
     /// A reviewer judges; the text says what to look at.
-    Review(Localized),
+    Review(Rendered<Localized>),
 }
 
 /// One rule of a checklist.
@@ -208,10 +209,10 @@ pub struct Rule {
     pub(crate) when: Option<Expr>,
     pub(crate) test: RuleTest,
     pub(crate) severity: Severity,
-    pub(crate) affects: Vec<Category>,
-    pub(crate) norm: Norm,
-    pub(crate) pass: Localized,
-    pub(crate) fail: Localized,
+    pub(crate) affects: Rendered<Vec<Category>>,
+    pub(crate) norm: Rendered<Norm>,
+    pub(crate) pass: Rendered<Localized>,
+    pub(crate) fail: Rendered<Localized>,
     pub(crate) work: Work,
     pub(crate) zone: Zone,
     /// Slots the rule reads (its `when` and `check`), for "the values that decided it".

@@ -12,23 +12,3 @@ pub struct Localized {
     /// English text.
     pub en: String,
 }
-
-impl Localized {
-    /// Borrows both texts.
-    #[must_use]
-    pub fn as_ref(&self) -> Text<'_> {
-        Text {
-            ru: &self.ru,
-            en: &self.en,
-        }
-    }
-}
-
-/// A borrowed bilingual text, used in results so that scoring does not copy messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Text<'a> {
-    /// Russian text.
-    pub ru: &'a str,
-    /// English text.
-    pub en: &'a str,
-}

@@ -8,6 +8,7 @@ use super::{Condition, Methodology, MethodologyKind, Nok, PassportRules, Points,
 use crate::checklist::error::LoadErrors;
 use crate::checklist::expr::{ItemInfo, Lookup, Scope};
 use crate::checklist::loader::{ItemTable, compile};
+use crate::checklist::rendered::Rendered;
 use crate::checklist::source::Source;
 use crate::checklist::types::{Severity, Status, is_semver};
 
@@ -193,7 +194,7 @@ fn conditions(
         match compile(source, &c.met, "met", scope, errors) {
             Some(met) => out.push(Condition {
                 id: c.id.value.clone(),
-                title: c.title.clone(),
+                title: Rendered::new(c.title.clone()),
                 note: c.note.clone(),
                 met,
                 points,

@@ -20,6 +20,7 @@ pub use schema::Combine;
 pub(crate) use load::load_methodologies;
 
 use super::expr::Expr;
+use super::rendered::Rendered;
 use super::text::Localized;
 use super::types::{Severity, Status, Zone};
 
@@ -183,7 +184,7 @@ pub enum ZeroRespondents {
 #[derive(Debug, Clone)]
 pub struct Condition {
     pub(crate) id: String,
-    pub(crate) title: Localized,
+    pub(crate) title: Rendered<Localized>,
     pub(crate) note: Option<Localized>,
     pub(crate) met: Expr,
     pub(crate) points: f64,

@@ -11,7 +11,8 @@ use super::{Condition, Nok, ZeroRespondents};
 use crate::checklist::answers::Survey;
 use crate::checklist::catalog::Catalog;
 use crate::checklist::evaluate::{Resolved, Values};
-use crate::checklist::text::Text;
+use crate::checklist::rendered::Raw;
+use crate::checklist::text::Localized;
 use crate::checklist::types::Outcome;
 
 /// Three-valued state of a condition.
@@ -51,7 +52,7 @@ pub struct ConditionResult<'a> {
     /// `3.1.1`, ...
     pub id: &'a str,
     /// Its title.
-    pub title: Text<'a>,
+    pub title: Raw<'a, Localized>,
     /// Met, not met or unknown.
     pub status: Tri,
     /// Points awarded (0 unless met).
@@ -97,7 +98,7 @@ pub(crate) fn conditions<'a>(
             let status = Tri::from(c.met.eval(&env));
             ConditionResult {
                 id: &c.id,
-                title: c.title.as_ref(),
+                title: c.title.raw(),
                 status,
                 points: if status == Tri::Met { c.points } else { 0.0 },
                 mapping: c.met.source(),

@@ -99,7 +99,7 @@ pub(crate) fn compute(catalog: &Catalog, p: &PassportRules, r: &Resolved<'_>) ->
             .get(index)
             .copied()
             .unwrap_or(Outcome::Incomplete);
-        for cat in &rule.affects {
+        for cat in rule.affects.iter() {
             let a = &mut zone_acc[cat.index()];
             match outcome {
                 Outcome::Fail => {
