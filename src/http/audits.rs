@@ -25,7 +25,7 @@ use super::pagination::{PageParams, Paginated};
 use super::photos::PhotoOut;
 use crate::audit::{self, AuditScope, AuditStatus};
 use crate::auth::Principal;
-use crate::checklist::{AnswerSet, evaluate, missing_for_submission, validate_answer};
+use crate::checklist::{AnswerSet, Evaluation, evaluate, missing_for_submission, validate_answer};
 use crate::db::audits::{self as repo, AuditFilter, Created, NewAudit};
 use crate::db::directory;
 use crate::db::entity::{audit as row, photo as photo_row};
@@ -62,8 +62,11 @@ pub struct CreateAudit {
 }
 
 /// An audit with its answers and the engine's evaluation.
+///
+/// It borrows the evaluation and the answers, so an answer is written straight into its
+/// body without a copy of either (see [`respond`]).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuditOut {
+pub struct AuditOut<'a> {
     pub id: Uuid,
     pub site_id: Uuid,
     pub institution_id: Uuid,
@@ -72,16 +75,16 @@ pub struct AuditOut {
     pub version: i64,
     pub methodology: MethodologyRef,
     /// The checklist release the audit is pinned to.
-    pub release: String,
+    pub release: &'a str,
     pub created_by: Uuid,
     pub organisation_id: Option<Uuid>,
     /// `checklist.item → value`.
     #[schema(value_type = Object)]
-    pub answers: BTreeMap<String, Json_>,
+    pub answers: &'a BTreeMap<String, Json_>,
     /// The engine's result: every rule outcome, zone and passport statuses,
     /// 344н conditions and indicators (the same JSON `dostup score` prints).
     #[schema(value_type = Object)]
-    pub evaluation: Box<serde_json::value::RawValue>,
+    pub evaluation: &'a Evaluation<'a>,
     /// Photo evidence attached to items.
     pub photos: Vec<PhotoOut>,
     /// Submissions so far (0 while a first draft); each is kept as a revision.
@@ -166,10 +169,7 @@ async fn put_audit(
         Created::New(audit) => {
             // A new audit has no photos: adding one makes a new version.
             state.recent_audits.keep(audit.clone(), Some(Arc::from([])));
-            Ok(with_etag(
-                StatusCode::CREATED,
-                &render_with(&state, audit, Vec::new()).await?,
-            ))
+            respond_with(&state, StatusCode::CREATED, audit, Vec::new()).await
         }
         Created::Existing(audit) => same_or_conflict(&state, &who, audit, &fingerprint).await,
     }
@@ -182,7 +182,7 @@ async fn same_or_conflict(
     fingerprint: &str,
 ) -> ApiResult<Response> {
     if existing.created_by == who.user_id && existing.create_fingerprint == fingerprint {
-        Ok(with_etag(StatusCode::OK, &render(state, existing).await?))
+        respond(state, StatusCode::OK, existing).await
     } else {
         Err(ApiError::conflict(
             "audit-conflict",
@@ -263,7 +263,7 @@ async fn get_audit(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Response> {
     let (audit, _) = visible(&state, &who, id).await?;
-    Ok(with_etag(StatusCode::OK, &render(&state, audit).await?))
+    respond(&state, StatusCode::OK, audit).await
 }
 
 /// Filters and paging of the audit list.
@@ -458,10 +458,9 @@ impl Batch<'_> {
             .iter()
             .flat_map(|photos| photos.iter().cloned().map(PhotoOut::from))
             .collect();
-        Ok(Some(with_etag(
-            StatusCode::OK,
-            &render_with(state, updated, photos).await?,
-        )))
+        respond_with(state, StatusCode::OK, updated, photos)
+            .await
+            .map(Some)
     }
 }
 
@@ -564,7 +563,7 @@ async fn submit(
         ));
     }
     match repo::submit(&state.db, &audit, &request_id.actor(&who)).await? {
-        Some(updated) => Ok(with_etag(StatusCode::OK, &render(&state, updated).await?)),
+        Some(updated) => respond(&state, StatusCode::OK, updated).await,
         None => Err(lost_race(&state, id).await),
     }
 }
@@ -668,10 +667,6 @@ fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-pub(super) fn with_etag(status: StatusCode, audit: &AuditOut) -> Response {
-    (status, [(header::ETAG, etag(audit.version))], Json(audit)).into_response()
-}
-
 fn parse_status(audit: &row::Model) -> ApiResult<AuditStatus> {
     audit
         .status
@@ -708,41 +703,47 @@ pub(super) async fn pinned_catalog(
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
-/// The audit as clients see it, evaluated against its pinned release.
-pub(super) async fn render(state: &AppState, audit: row::Model) -> ApiResult<AuditOut> {
+/// Answers with the audit as clients see it, evaluated against its pinned release, and its
+/// version as the `ETag`.
+pub(super) async fn respond(
+    state: &AppState,
+    status: StatusCode,
+    audit: row::Model,
+) -> ApiResult<Response> {
     let photos = super::photos::of_audit(state, audit.id).await?;
-    render_with(state, audit, photos).await
+    respond_with(state, status, audit, photos).await
 }
 
-/// [`render`] with the audit's photos at hand.
-async fn render_with(
+/// [`respond`] with the audit's photos at hand.
+async fn respond_with(
     state: &AppState,
+    status: StatusCode,
     audit: row::Model,
     photos: Vec<PhotoOut>,
-) -> ApiResult<AuditOut> {
+) -> ApiResult<Response> {
     let catalog = pinned_catalog(state, &audit).await?;
     let answers = answer_set(&audit)?;
     let (overrides, review) = super::review::review_state(state, &audit).await?;
     let evaluation = evaluate(&catalog, Some(&audit.methodology_id), &answers, &overrides)
         .map_err(|e| anyhow::anyhow!("audit {} does not evaluate: {e}", audit.id))?;
-    // Serialised once, straight to text: the answer embeds it as it is.
-    let evaluation = serde_json::value::to_raw_value(&evaluation)
-        .map_err(|e| anyhow::anyhow!("evaluation of audit {} not serialisable: {e}", audit.id))?;
-    Ok(AuditOut {
+    // Most of the body is the evaluation, some 600 bytes a rule, and then the answers as
+    // stored: sized for both, the body is written once, without growing from nothing.
+    let capacity = evaluation.rules.len() * 640 + audit.answers.len() + 4096;
+    let out = AuditOut {
         status: parse_status(&audit)?,
         id: audit.id,
         site_id: audit.site_id,
         institution_id: audit.institution_id,
         version: audit.version,
         methodology: MethodologyRef {
-            id: audit.methodology_id,
+            id: audit.methodology_id.clone(),
             version: audit.methodology_version,
         },
-        release: audit.release_hash,
+        release: &audit.release_hash,
         created_by: audit.created_by,
         organisation_id: audit.organisation_id,
-        answers: answers.answers,
-        evaluation,
+        answers: &answers.answers,
+        evaluation: &evaluation,
         photos,
         revision: audit.revision,
         review,
@@ -750,5 +751,20 @@ async fn render_with(
         submitted_at: audit.submitted_at,
         created_at: audit.created_at,
         updated_at: audit.updated_at,
-    })
+    };
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, &out)
+        .map_err(|e| anyhow::anyhow!("audit {} not serialisable: {e}", audit.id))?;
+    Ok((
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag(out.version)),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
-use super::audits::{AuditOut, answer_set, answers_of, render, visible, with_etag};
+use super::audits::{AuditOut, answer_set, answers_of, respond, visible};
 use super::error::{ApiError, ApiResult, FieldError, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
 use crate::audit::review::{
@@ -288,7 +288,7 @@ async fn claim(
 ) -> ApiResult<Response> {
     reviewable(&state, &who, id).await?;
     match repo::claim(&state.db, id, &request_id.actor(&who)).await? {
-        Some(audit) => Ok(with_etag(StatusCode::OK, &render(&state, audit).await?)),
+        Some(audit) => respond(&state, StatusCode::OK, audit).await,
         None => Err(explain_refusal(&state, &who, id).await),
     }
 }
@@ -309,7 +309,7 @@ async fn release(
     let audit = reviewable(&state, &who, id).await?;
     let any = who.role == Role::Admin;
     match repo::release(&state.db, id, &request_id.actor(&who), any).await? {
-        Some(audit) => Ok(with_etag(StatusCode::OK, &render(&state, audit).await?)),
+        Some(audit) => respond(&state, StatusCode::OK, audit).await,
         None => Err(match audits::get(&state.db, id).await?.unwrap_or(audit) {
             a if a.claimed_by.is_none() => {
                 ApiError::conflict("not-claimed", "nobody holds a claim on this audit")
@@ -367,7 +367,7 @@ async fn set_verdict(
             comment: body.comment.trim().to_owned(),
         };
         if let Some(updated) = repo::set_verdict(&state.db, &audit, new, &actor).await? {
-            return Ok(with_etag(StatusCode::OK, &render(&state, updated).await?));
+            return respond(&state, StatusCode::OK, updated).await;
         }
     }
     Err(explain_refusal(&state, &who, id).await)
@@ -392,7 +392,7 @@ async fn withdraw_verdict(
         ensure_workable(&audit, &who)?;
         match repo::withdraw_verdict(&state.db, &audit, &rule, &actor).await? {
             Withdrawn::Done(updated) => {
-                return Ok(with_etag(StatusCode::OK, &render(&state, *updated).await?));
+                return respond(&state, StatusCode::OK, *updated).await;
             }
             Withdrawn::NoVerdict => return Err(ApiError::not_found("verdict")),
             Withdrawn::Refused => {}
@@ -538,7 +538,7 @@ async fn review(
             items: serde_json::to_value(&body.items).unwrap_or_default(),
         };
         if let Some(updated) = repo::decide(&state.db, &audit, decision, &actor).await? {
-            return Ok(with_etag(StatusCode::OK, &render(&state, updated).await?));
+            return respond(&state, StatusCode::OK, updated).await;
         }
     }
     Err(explain_refusal(&state, &who, id).await)
