@@ -1454,3 +1454,57 @@ async fn a_copy_does_not_pass_for_a_version_number_made_twice() {
         "the lost write came back: {body}"
     );
 }
+
+#[tokio::test]
+async fn an_answer_carries_the_evaluation_dostup_score_prints() {
+    let app = TestApp::spawn_demo().await;
+    let phone = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&phone, "библиотека").await;
+    let id = Uuid::new_v4().to_string();
+    let (status, _, _) = call(put_audit(&app, &phone, &id, &json!({"site_id": site}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists");
+    let example =
+        std::fs::read_to_string(dir.join("examples/typical-older-building.json")).unwrap();
+    let mut answers = dostup::checklist::AnswerSet::from_json(&example).unwrap();
+    // An audit carries answers only: survey counts come from the rating's imports.
+    answers.survey = None;
+    let catalog = dostup::checklist::Catalog::load_dir(&dir).unwrap();
+    let expected = serde_json::to_value(
+        dostup::checklist::evaluate(
+            &catalog,
+            answers.methodology.as_deref(),
+            &answers,
+            &dostup::checklist::Overrides::new(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+
+    let (status, headers, saved) = call(patch(
+        &app,
+        &phone,
+        &id,
+        Some("\"1\""),
+        serde_json::to_value(&answers.answers).unwrap(),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["etag"], "\"2\"");
+    assert_eq!(saved["version"], 2);
+    assert_eq!(
+        saved["answers"],
+        serde_json::to_value(&answers.answers).unwrap()
+    );
+    assert_eq!(saved["evaluation"], expected, "the engine's own evaluation");
+    assert_eq!(saved["photos"], json!([]));
+
+    // Read again, the audit answers the same.
+    let (status, headers, read) =
+        call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&phone)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(read, saved);
+}
