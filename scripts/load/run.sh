@@ -4,7 +4,8 @@
 #      its own audit, carrying the version from the previous ETag in If-Match,
 #      first with the full answer, then with Prefer: return=minimal, then
 #      with the full answer and a fresh Idempotency-Key on every request,
-#      and last as phones send them: a key and Accept-Encoding: gzip;
+#      as phones send them (a key and Accept-Encoding: gzip), and last as a
+#      phone asking for the short answer (a key, gzip, return=minimal);
 #   2. GET /api/v1/checklists/{id}/versions/{version} with If-None-Match (304)
 #      at 64 connections;
 # on the embedded SQLite default and on PostgreSQL. See docs/performance.md.
@@ -271,8 +272,9 @@ run_wrk() { # $1: label ("" = warm-up, not recorded), $2: seconds, $3: threads, 
   if [[ -n "$label" ]]; then
     # The server's CPU time per request wrk completed: what a request costs
     # the service, steadier than throughput while wrk shares the cores.
-    local cpu_us
-    cpu_us="$(awk -v before="$cpu_before" -v after="$(server_cpu_ticks)" -v hz="$(getconf CLK_TCK)" \
+    local cpu_after cpu_us
+    cpu_after="$(server_cpu_ticks)" # fails, and stops the script, if the server died
+    cpu_us="$(awk -v before="$cpu_before" -v after="$cpu_after" -v hz="$(getconf CLK_TCK)" \
       -F'\t' 'END { printf "%.0f", ($3 > 0 ? (after - before) * 1e6 / hz / $3 : 0) }' "$result")"
     sed -i "\$ s/\$/\t$cpu_us/" "$result"
     cat "$work/wrk.out"

@@ -112,18 +112,88 @@ pub fn score(
     let overrides = Overrides::new();
     let e = evaluate(catalog, methodology, &answers, &overrides)?;
     Ok(match format {
-        Format::Json => pretty(&serde_json::to_string(&e)?)?,
+        Format::Json => pretty(&serde_json::to_string(&e)?),
         Format::Text => render_evaluation(&e),
     })
 }
 
-/// Re-indents compact JSON, keeping the order of keys. An evaluation's rendered texts are
-/// copied as they were rendered, compact, so a pretty printer given the evaluation itself
-/// would leave them on one line.
-fn pretty(compact: &str) -> Result<String, serde_json::Error> {
-    let mut out = Vec::with_capacity(compact.len() * 2);
-    let mut from = serde_json::Deserializer::from_str(compact);
-    serde_transcode::transcode(&mut from, &mut serde_json::Serializer::pretty(&mut out))?;
-    // serde_json writes UTF-8 only.
-    Ok(String::from_utf8_lossy(&out).into_owned())
+/// Re-indents compact JSON as serde_json's pretty printer does (two spaces a level, `": "`
+/// after keys, `{}` and `[]` when empty), adding whitespace only: strings, numbers and the
+/// order of keys stay as serde_json wrote them. An evaluation's rendered texts are copied as
+/// they were rendered, compact, so a pretty printer given the evaluation itself would leave
+/// them on one line.
+fn pretty(compact: &str) -> String {
+    fn newline(out: &mut String, depth: usize) {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    }
+    let mut out = String::with_capacity(compact.len() * 2);
+    let mut depth = 0_usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = compact.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                let close = if c == '{' { '}' } else { ']' };
+                if chars.next_if_eq(&close).is_some() {
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pretty;
+
+    #[test]
+    fn re_indents_as_serde_json_prints_pretty() {
+        let value = serde_json::json!({
+            "empty_object": {},
+            "empty_list": [],
+            "nested": [{"a": [1, 2.5, -0.000_001, 1.234_567_890_123_456_7e300]}, [[]], null],
+            "text": "Пандус: «нет», {скобки} [и] \"кавычки\" \\ , : \n\t\u{1}",
+            "flags": [true, false],
+            "k": {"inner": {"deeper": "x"}}
+        });
+        let compact = serde_json::to_string(&value).unwrap();
+        assert_eq!(
+            pretty(&compact),
+            serde_json::to_string_pretty(&value).unwrap()
+        );
+    }
 }
