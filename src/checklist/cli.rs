@@ -188,6 +188,7 @@ mod tests {
             "nested": [{"a": [1, 2.5, -0.000_001, 1.234_567_890_123_456_7e300]}, [[]], null],
             "text": "Пандус: «нет», {скобки} [и] \"кавычки\" \\ , : \n\t\u{1}",
             "flags": [true, false],
+            "trailing_backslash": ["\\", "a\\\"b\\"],
             "k": {"inner": {"deeper": "x"}}
         });
         let compact = serde_json::to_string(&value).unwrap();
