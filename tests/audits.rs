@@ -1460,46 +1460,39 @@ async fn an_answer_carries_the_evaluation_dostup_score_prints() {
     let app = TestApp::spawn_demo().await;
     let phone = app.token("volunteer@demo.local").await;
     let site = app.demo_site(&phone, "библиотека").await;
-    let id = Uuid::new_v4().to_string();
-    let (status, _, _) = call(put_audit(&app, &phone, &id, &json!({"site_id": site}))).await;
-    assert_eq!(status, StatusCode::CREATED);
+    let id = common::flows::new_audit(&app, &phone, &site).await;
+    let answers = common::flows::example_answers("typical-older-building");
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists");
-    let example =
-        std::fs::read_to_string(dir.join("examples/typical-older-building.json")).unwrap();
-    let mut answers = dostup::checklist::AnswerSet::from_json(&example).unwrap();
-    // An audit carries answers only: survey counts come from the rating's imports.
-    answers.survey = None;
-    let catalog = dostup::checklist::Catalog::load_dir(&dir).unwrap();
-    let expected = serde_json::to_value(
-        dostup::checklist::evaluate(
-            &catalog,
-            answers.methodology.as_deref(),
-            &answers,
-            &dostup::checklist::Overrides::new(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-
-    let (status, headers, saved) = call(patch(
-        &app,
-        &phone,
-        &id,
-        Some("\"1\""),
-        serde_json::to_value(&answers.answers).unwrap(),
-    ))
-    .await;
+    let (status, headers, saved) =
+        call(patch(&app, &phone, &id, Some("\"1\""), answers.clone())).await;
     assert_eq!(status, StatusCode::OK, "{saved}");
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(headers["etag"], "\"2\"");
     assert_eq!(saved["version"], 2);
-    assert_eq!(
-        saved["answers"],
-        serde_json::to_value(&answers.answers).unwrap()
-    );
-    assert_eq!(saved["evaluation"], expected, "the engine's own evaluation");
+    assert_eq!(saved["answers"], answers);
     assert_eq!(saved["photos"], json!([]));
+
+    // The same answers scored from the command line, with the audit's methodology.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let input = json!({"methodology": saved["methodology"]["id"], "answers": answers});
+    std::fs::write(file.path(), input.to_string()).unwrap();
+    let score = std::process::Command::new(env!("CARGO_BIN_EXE_dostup"))
+        .current_dir(root)
+        .args(["score", "--answers"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        score.status.success(),
+        "{}",
+        String::from_utf8_lossy(&score.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&score.stdout).unwrap();
+    assert_eq!(
+        saved["evaluation"], printed,
+        "the evaluation dostup score prints"
+    );
 
     // Read again, the audit answers the same.
     let (status, headers, read) =

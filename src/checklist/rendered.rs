@@ -78,12 +78,6 @@ impl<T: fmt::Debug> fmt::Debug for Rendered<T> {
     }
 }
 
-impl<T: PartialEq> PartialEq for Rendered<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.value == other.value
-    }
-}
-
 impl<T: Serialize> Serialize for Rendered<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.value.serialize(s)
@@ -113,12 +107,6 @@ impl<T> Deref for Raw<'_, T> {
 impl<T: fmt::Debug> fmt::Debug for Raw<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.value.fmt(f)
-    }
-}
-
-impl<T: PartialEq> PartialEq for Raw<'_, T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.value == other.value
     }
 }
 
