@@ -102,7 +102,7 @@ impl Prepared {
     pub fn from_value(value: &serde_json::Value) -> Self {
         let json = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
         let digest = Sha256::digest(&json);
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(&digest[..16]);
         Self {
             json,
             etag: format!("\"{hex}\""),

@@ -24,6 +24,10 @@ Options (environment variable in brackets):
   -w, --warmup SECS       warm-up seconds before each measurement [LOAD_WARMUP, default 5]
   -c, --connections N     connections for both workloads [LOAD_CONNECTIONS, default 64]
       --get-threads N     wrk threads for the 304 workload [LOAD_GET_THREADS, default 2]
+      --only LIST         run only these workloads, comma-separated: patch,
+                          patch-minimal, patch-keyed, patch-phone,
+                          patch-phone-minimal, checklist-304 [LOAD_ONLY,
+                          default all]
       --no-build          use the release binary already built
   -h, --help
 
@@ -50,6 +54,7 @@ get_threads="${LOAD_GET_THREADS:-2}"
 databases="${LOAD_DATABASES:-both}"
 pg_url="${LOAD_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 pg_options="${LOAD_PG_OPTIONS:-}"
+only="${LOAD_ONLY:-}"
 build=1
 
 while (($# > 0)); do
@@ -58,6 +63,7 @@ while (($# > 0)); do
     -w | --warmup) warmup="$2"; shift 2 ;;
     -c | --connections) connections="$2"; shift 2 ;;
     --get-threads) get_threads="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     -h | --help) usage; exit 0 ;;
     sqlite | postgres | both) databases="$1"; shift ;;
@@ -72,6 +78,11 @@ done
 ((warmup <= 120)) || { echo "warm-up must be at most 120 s" >&2; exit 2; }
 ((connections >= 1 && connections <= 512)) || { echo "connections must be 1..512" >&2; exit 2; }
 ((get_threads >= 1 && get_threads <= connections)) || { echo "get threads must be 1..connections" >&2; exit 2; }
+all_workloads=",patch,patch-minimal,patch-keyed,patch-phone,patch-phone-minimal,checklist-304,"
+for w in ${only//,/ }; do
+  [[ "$all_workloads" == *",$w,"* ]] || { echo "unknown workload: $w" >&2; exit 2; }
+done
+wanted() { [[ -z "$only" || ",$only," == *",$1,"* ]]; }
 case "$databases" in
   sqlite) dbs=(sqlite) ;;
   postgres) dbs=(postgres) ;;
@@ -258,12 +269,31 @@ server_cpu_ticks() { # user + system time of every thread of the server, in cloc
   awk '{ print $14 + $15 }' "/proc/$server_pid/stat"
 }
 
+postgres_cpu_ticks() { # user + system time of the local PostgreSQL server's processes
+  local stat sum=0 fields
+  for stat in /proc/[0-9]*/stat; do
+    # comm is field 2, in parentheses; the times are fields 14 and 15.
+    fields="$(cat "$stat" 2>/dev/null)" || continue
+    [[ "$fields" == *" (postgres) "* ]] || continue
+    fields="${fields##*) }"
+    read -r -a f <<<"$fields"
+    sum=$((sum + f[11] + f[12]))
+  done
+  echo "$sum"
+}
+
+per_request() { # $1, $2: clock ticks before and after, $3: result file; µs per request
+  awk -v before="$1" -v after="$2" -v hz="$(getconf CLK_TCK)" \
+    -F'\t' 'END { printf "%.0f", ($3 > 0 ? (after - before) * 1e6 / hz / $3 : 0) }' "$3"
+}
+
 run_wrk() { # $1: label ("" = warm-up, not recorded), $2: seconds, $3: threads, $4: script
   local label="$1" seconds="$2" threads="$3" script="$4"
-  local result="" cpu_before=""
+  local result="" cpu_before="" db_before=""
   if [[ -n "$label" ]]; then
     result="$work/results.tsv"
     cpu_before="$(server_cpu_ticks)"
+    if [[ "$label" == postgres ]]; then db_before="$(postgres_cpu_ticks)"; fi
   fi
   DOSTUP_LOAD_TOKEN="$token" DOSTUP_LOAD_STATE="$work/audits" \
     DOSTUP_LOAD_RESULT="$result" DOSTUP_LOAD_LABEL="$label" \
@@ -272,13 +302,15 @@ run_wrk() { # $1: label ("" = warm-up, not recorded), $2: seconds, $3: threads, 
   if [[ -n "$label" ]]; then
     # The server's CPU time per request wrk completed: what a request costs
     # the service, steadier than throughput while wrk shares the cores.
-    local cpu_after cpu_us
+    local cpu_after cpu_us db_us="-"
     cpu_after="$(server_cpu_ticks)" # fails, and stops the script, if the server died
-    cpu_us="$(awk -v before="$cpu_before" -v after="$cpu_after" -v hz="$(getconf CLK_TCK)" \
-      -F'\t' 'END { printf "%.0f", ($3 > 0 ? (after - before) * 1e6 / hz / $3 : 0) }' "$result")"
-    sed -i "\$ s/\$/\t$cpu_us/" "$result"
+    cpu_us="$(per_request "$cpu_before" "$cpu_after" "$result")"
+    if [[ -n "$db_before" ]]; then
+      db_us="$(per_request "$db_before" "$(postgres_cpu_ticks)" "$result")"
+    fi
+    sed -i "\$ s/\$/\t$cpu_us\t$db_us/" "$result"
     cat "$work/wrk.out"
-    log "server CPU: $cpu_us µs per request"
+    log "server CPU: $cpu_us µs per request; PostgreSQL CPU: $db_us"
   else
     tail -n 1 "$work/wrk.out" | sed 's/^/   warm-up /' >&2
   fi
@@ -297,57 +329,72 @@ bench() { # $1: sqlite | postgres
   auth=(-H "Authorization: Bearer $token")
   create_audits
 
-  log "$label: PATCH answers, $connections connections, ${warmup} s warm-up + ${duration} s"
+  # Every PATCH workload starts from the versions the audits have then.
   if ((warmup > 0)); then
+    log "$label: warm-up, PATCH answers, $connections connections, ${warmup} s"
     run_wrk "" "$warmup" "$connections" patch.lua
-    refresh_versions
   fi
-  run_wrk "$label" "$duration" "$connections" patch.lua
+
+  if wanted patch; then
+    log "$label: PATCH answers, $connections connections, ${duration} s"
+    refresh_versions
+    run_wrk "$label" "$duration" "$connections" patch.lua
+  fi
 
   # The same batches with `Prefer: return=minimal`: the answer carries the
   # new version and the evaluation's summary instead of the whole audit.
-  log "$label: PATCH answers with Prefer: return=minimal"
-  refresh_versions
-  export DOSTUP_LOAD_PREFER="return=minimal" DOSTUP_LOAD_WORKLOAD="patch-minimal"
-  run_wrk "$label" "$duration" "$connections" patch.lua
-  unset DOSTUP_LOAD_PREFER DOSTUP_LOAD_WORKLOAD
+  if wanted patch-minimal; then
+    log "$label: PATCH answers with Prefer: return=minimal"
+    refresh_versions
+    export DOSTUP_LOAD_PREFER="return=minimal" DOSTUP_LOAD_WORKLOAD="patch-minimal"
+    run_wrk "$label" "$duration" "$connections" patch.lua
+    unset DOSTUP_LOAD_PREFER DOSTUP_LOAD_WORKLOAD
+  fi
 
   # The full answer again, each request with its own Idempotency-Key: the
   # service then also claims the key and stores the answer for replay.
-  log "$label: PATCH answers with an Idempotency-Key on every request"
-  refresh_versions
-  export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-keyed"
-  run_wrk "$label" "$duration" "$connections" patch.lua
-  unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD
+  if wanted patch-keyed; then
+    log "$label: PATCH answers with an Idempotency-Key on every request"
+    refresh_versions
+    export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-keyed"
+    run_wrk "$label" "$duration" "$connections" patch.lua
+    unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD
+  fi
 
   # What a phone sends: a key on every request, and Accept-Encoding, which
   # the platforms' HTTP clients add by themselves (Android's: gzip).
-  log "$label: PATCH answers as a phone sends them: Idempotency-Key and Accept-Encoding: gzip"
-  refresh_versions
-  export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-phone" \
-    DOSTUP_LOAD_ACCEPT_ENCODING="gzip"
-  run_wrk "$label" "$duration" "$connections" patch.lua
-  unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD DOSTUP_LOAD_ACCEPT_ENCODING
+  if wanted patch-phone; then
+    log "$label: PATCH answers as a phone sends them: Idempotency-Key and Accept-Encoding: gzip"
+    refresh_versions
+    export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-phone" \
+      DOSTUP_LOAD_ACCEPT_ENCODING="gzip"
+    run_wrk "$label" "$duration" "$connections" patch.lua
+    unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD DOSTUP_LOAD_ACCEPT_ENCODING
+  fi
 
   # A phone that asks for the short answer: the version and the verdict after
   # each batch, the whole audit only when it shows it (a conditional GET).
-  log "$label: PATCH answers as a phone asking for the short answer: Idempotency-Key, gzip, Prefer: return=minimal"
-  refresh_versions
-  export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-phone-minimal" \
-    DOSTUP_LOAD_ACCEPT_ENCODING="gzip" DOSTUP_LOAD_PREFER="return=minimal"
-  run_wrk "$label" "$duration" "$connections" patch.lua
-  unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD DOSTUP_LOAD_ACCEPT_ENCODING DOSTUP_LOAD_PREFER
+  if wanted patch-phone-minimal; then
+    log "$label: PATCH answers as a phone asking for the short answer: Idempotency-Key, gzip, Prefer: return=minimal"
+    refresh_versions
+    export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-phone-minimal" \
+      DOSTUP_LOAD_ACCEPT_ENCODING="gzip" DOSTUP_LOAD_PREFER="return=minimal"
+    run_wrk "$label" "$duration" "$connections" patch.lua
+    unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD DOSTUP_LOAD_ACCEPT_ENCODING DOSTUP_LOAD_PREFER
+  fi
 
-  local first path etag status
-  first="$(http GET /api/v1/checklists "${auth[@]}" | jq -ec '.items[0]')"
-  path="/api/v1/checklists/$(jq -r .id <<<"$first")/versions/$(jq -r .version <<<"$first")"
-  etag="$(jq -r .etag <<<"$first")"
-  status="$(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' "$base$path" "${auth[@]}" -H "If-None-Match: $etag")"
-  [[ "$status" == 304 ]] || die "GET $path with If-None-Match answered $status, not 304"
-  log "$label: GET $path with If-None-Match, $connections connections, $get_threads threads"
-  export DOSTUP_LOAD_PATH="$path" DOSTUP_LOAD_ETAG="$etag"
-  ((warmup > 0)) && run_wrk "" "$(((warmup + 1) / 2))" "$get_threads" not_modified.lua
-  run_wrk "$label" "$duration" "$get_threads" not_modified.lua
+  if wanted checklist-304; then
+    local first path etag status
+    first="$(http GET /api/v1/checklists "${auth[@]}" | jq -ec '.items[0]')"
+    path="/api/v1/checklists/$(jq -r .id <<<"$first")/versions/$(jq -r .version <<<"$first")"
+    etag="$(jq -r .etag <<<"$first")"
+    status="$(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' "$base$path" "${auth[@]}" -H "If-None-Match: $etag")"
+    [[ "$status" == 304 ]] || die "GET $path with If-None-Match answered $status, not 304"
+    log "$label: GET $path with If-None-Match, $connections connections, $get_threads threads"
+    export DOSTUP_LOAD_PATH="$path" DOSTUP_LOAD_ETAG="$etag"
+    if ((warmup > 0)); then run_wrk "" "$(((warmup + 1) / 2))" "$get_threads" not_modified.lua; fi
+    run_wrk "$label" "$duration" "$get_threads" not_modified.lua
+  fi
 
   stop_server
   drop_database
@@ -361,20 +408,21 @@ done
 # --- table ---------------------------------------------------------------------
 
 {
-  printf '\n%-9s %-19s %10s %9s %9s %9s %10s %8s  %s\n' \
-    database workload 'req/s' 'p50 ms' 'p99 ms' 'max ms' unexpected 'µs/req' goal
-  while IFS=$'\t' read -r label workload _requests rps p50 p99 max unexpected socket cpu_us; do
+  printf '\n%-9s %-19s %10s %9s %9s %9s %10s %8s %8s  %s\n' \
+    database workload 'req/s' 'p50 ms' 'p99 ms' 'max ms' unexpected 'µs/req' 'db µs' goal
+  while IFS=$'\t' read -r label workload _requests rps p50 p99 max unexpected socket cpu_us db_us; do
     goal=""
     case "$workload" in
       patch | patch-minimal | patch-keyed | patch-phone | patch-phone-minimal) goal="≥ 2000 req/s, p99 ≤ 25 ms: $(awk -v r="$rps" -v p="$p99" 'BEGIN { print (r >= 2000 && p <= 25) ? "met" : "missed" }')" ;;
       checklist-304) goal="≥ 20000 req/s: $(awk -v r="$rps" 'BEGIN { print (r >= 20000) ? "met" : "missed" }')" ;;
     esac
     ((socket > 0)) && goal="$goal; $socket socket errors"
-    printf '%-9s %-19s %10s %9s %9s %9s %10s %8s  %s\n' \
-      "$label" "$workload" "$rps" "$p50" "$p99" "$max" "$unexpected" "$cpu_us" "$goal"
+    printf '%-9s %-19s %10s %9s %9s %9s %10s %8s %8s  %s\n' \
+      "$label" "$workload" "$rps" "$p50" "$p99" "$max" "$unexpected" "$cpu_us" "$db_us" "$goal"
   done <"$work/results.tsv"
   printf '\nunexpected: non-2xx answers to PATCH (412 included), non-304 answers to the conditional GET.\n'
   printf 'µs/req: the server'"'"'s CPU time (user and system, every thread) per request completed.\n'
+  printf 'db µs: the same for the PostgreSQL server'"'"'s processes (all of them: keep the machine otherwise idle).\n'
   printf '%s; %d s per workload after a %d s warm-up; wrk shares the cores with the server.\n' \
     "$(nproc) cores" "$duration" "$warmup"
 } | tee "$work/table.txt"

@@ -150,8 +150,7 @@ pub fn new_refresh_token() -> Result<String, getrandom::Error> {
 /// Hex SHA-256 of a refresh token, the only form that is stored.
 #[must_use]
 pub fn digest(token: &str) -> String {
-    let hash = Sha256::digest(token.as_bytes());
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub(crate) struct Source {
 
 impl Source {
     pub(crate) fn new(path: PathBuf, text: String) -> Self {
-        let sha256 = hex(&Sha256::digest(text.as_bytes()));
+        let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
         Self { path, text, sha256 }
     }
 
@@ -168,15 +168,4 @@ fn explain(message: &str) -> String {
         Some((terse, expected)) => format!("{expected} ({terse})"),
         None => message.to_owned(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            // Writing to a String cannot fail.
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

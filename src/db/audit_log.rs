@@ -129,11 +129,7 @@ impl Entry {
 /// Lowercase hex SHA-256 of a JSON value's serialisation.
 #[must_use]
 pub fn digest(value: &Json) -> String {
-    hex(&Sha256::digest(value.to_string().as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(value.to_string().as_bytes()))
 }
 
 /// The hash of a stored entry: SHA-256 over every field, `prev_hash`
@@ -156,7 +152,7 @@ pub fn entry_hash(e: &audit_log::Model) -> String {
         e.request_id,
         e.prev_hash,
     ]);
-    hex(&Sha256::digest(canonical.to_string().as_bytes()))
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
 fn timestamp(at: DateTime<Utc>) -> String {

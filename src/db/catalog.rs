@@ -323,9 +323,5 @@ fn release_hash(members: &[ReleaseMember]) -> String {
             m.kind, m.id, m.version, m.sha256, m.file
         ));
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }

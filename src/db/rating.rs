@@ -365,10 +365,7 @@ pub async fn publish(
 /// The log entry of a step in a rating's life; its state is the status and
 /// the SHA-256 of the frozen snapshot (hashed once, as stored).
 fn log_entry(action: &'static str, model: &rating_publication::Model) -> Entry {
-    let snapshot: String = Sha256::digest(model.snapshot.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let snapshot = hex::encode(Sha256::digest(model.snapshot.as_bytes()));
     Entry::new(action, "rating", model.id)
         .scope(&model.region_code, &model.sector)
         .states(

@@ -446,12 +446,7 @@ impl TempUpload {
     }
 
     pub(crate) fn sha256(&self) -> String {
-        self.hasher
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(self.hasher.clone().finalize())
     }
 }
 

@@ -106,10 +106,7 @@ async fn import_inputs(
                 .collect(),
         )
     })?;
-    let digest: String = Sha256::digest(&body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = hex::encode(Sha256::digest(&body));
     if let Some(done) = repo::import_by_digest(&state.db, &digest).await? {
         return Ok((StatusCode::OK, Json(import_out(done, true))).into_response());
     }

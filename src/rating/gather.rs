@@ -230,11 +230,7 @@ pub async fn gather(
                 (hash, versions)
             })
             .collect(),
-        inputs_digest: digest
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        inputs_digest: hex::encode(digest.finalize()),
         institutions: scores,
         summary,
     })
