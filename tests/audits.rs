@@ -857,6 +857,86 @@ async fn idempotency_keys_replay_instead_of_repeating() {
     assert_eq!(headers["idempotent-replayed"], "true");
 }
 
+/// A handler that stores its answer in its own write (`PATCH answers`)
+/// takes the key over; if its client hangs up before that write, the write
+/// is skipped on the embedded database and the key is freed, so the retry
+/// runs at once instead of hearing "in progress" until the key counts as
+/// abandoned. On PostgreSQL a statement already sent may still commit, so
+/// the key stays claimed there, as for every other handler.
+#[tokio::test]
+async fn a_key_taken_over_by_its_handler_is_freed_when_the_client_hangs_up() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+    use axum::{Extension, Router, routing::post};
+    use dostup::http::idempotency::{self, Keyed};
+    use tower::ServiceExt;
+
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (reached, reached_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    // The first call takes the key over and then waits, as for its write,
+    // until its client is gone; the retry answers.
+    let handler = {
+        let calls = Arc::clone(&calls);
+        async move |Extension(keyed): Extension<Keyed>| {
+            if calls.fetch_add(1, Ordering::SeqCst) > 0 {
+                return "second".into_response();
+            }
+            let (answer, _stored_by_the_write) =
+                keyed.store_with("first".into_response()).await.unwrap();
+            let _ = reached.send(());
+            std::future::pending::<()>().await;
+            answer
+        }
+    };
+    let router = Router::new()
+        .route("/hang", post(handler))
+        .layer(axum::middleware::from_fn_with_state(
+            app.state.clone(),
+            idempotency::layer,
+        ))
+        .with_state(app.state.clone());
+    let request = || {
+        axum::http::Request::post("/hang")
+            .header("authorization", format!("Bearer {token}"))
+            .header("idempotency-key", "hang-1")
+            .body(Body::empty())
+            .unwrap()
+    };
+
+    let first = tokio::spawn(router.clone().oneshot(request()));
+    let mut reached_rx = reached_rx;
+    reached_rx
+        .recv()
+        .await
+        .expect("the handler took the key over");
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+
+    let mut retry = router.clone().oneshot(request()).await.unwrap();
+    if app.db.is_postgres() {
+        assert_eq!(retry.status(), StatusCode::CONFLICT);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        return;
+    }
+    // The key is freed by a write queued behind the skipped one.
+    for _ in 0..100 {
+        if retry.status() != StatusCode::CONFLICT {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        retry = router.clone().oneshot(request()).await.unwrap();
+    }
+    assert_eq!(retry.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(retry.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], b"second");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 /// The life of one key as the service sees it, on whichever path the
 /// database takes: claimed once among concurrent requests, replayed once
 /// complete, refused for another request, and free again after a server
@@ -864,7 +944,7 @@ async fn idempotency_keys_replay_instead_of_repeating() {
 #[tokio::test]
 async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     use dostup::db::entity::idempotency_key;
-    use dostup::db::idempotency::{self, Claim, Deflated};
+    use dostup::db::idempotency::{self, Claim, Completion, Deflated};
     use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter, sea_query::Expr};
 
     let app = TestApp::spawn().await;
@@ -906,17 +986,15 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
 
     // The stored answer comes back byte for byte, however it is kept.
     let answer = json!({"rules": vec![json!({"ru": "Пандус", "en": "Ramp"}); 500]}).to_string();
-    idempotency::complete(
-        db,
+    let done = Completion {
         user,
-        "batch",
-        "hash-1",
-        200,
-        "{}".into(),
-        &Deflated::new(answer.as_bytes()),
-    )
-    .await
-    .unwrap();
+        key: "batch".into(),
+        request_hash: "hash-1".into(),
+        status: 200,
+        headers: "{}".into(),
+        body: Deflated::new(answer.as_bytes()),
+    };
+    idempotency::complete(db, &done).await.unwrap();
     match idempotency::claim(db, user, "batch", "hash-1")
         .await
         .unwrap()
@@ -927,6 +1005,17 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
         }
         other => panic!("expected a replay, got {other:?}"),
     }
+    // A release once the answer is stored (a client hanging up after the
+    // write that stored it) leaves it for the retry.
+    idempotency::release(db, user, "batch", "hash-1")
+        .await
+        .unwrap();
+    assert!(matches!(
+        idempotency::claim(db, user, "batch", "hash-1")
+            .await
+            .unwrap(),
+        Claim::Replay { status: 200, .. }
+    ));
     // A key of another user is another key.
     assert!(matches!(
         idempotency::claim(db, Uuid::now_v7(), "batch", "hash-2")
@@ -970,17 +1059,16 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     ));
     // The first request, finishing late, does not store its answer under
     // the key the second one holds now.
-    idempotency::complete(
-        db,
-        user,
-        "batch",
-        "hash-3",
-        200,
-        "{}".into(),
-        &Deflated::new(b"late"),
-    )
-    .await
-    .unwrap();
+    let late = Completion {
+        request_hash: "hash-3".into(),
+        body: Deflated::new(b"late"),
+        ..done.clone()
+    };
+    idempotency::complete(db, &late).await.unwrap();
+    // Nor does its release free it.
+    idempotency::release(db, user, "batch", "hash-3")
+        .await
+        .unwrap();
     assert!(matches!(
         idempotency::claim(db, user, "batch", "hash-4")
             .await
@@ -989,7 +1077,9 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     ));
 
     // A server error releases the key: the retry runs again.
-    idempotency::release(db, user, "batch").await.unwrap();
+    idempotency::release(db, user, "batch", "hash-4")
+        .await
+        .unwrap();
     assert!(matches!(
         idempotency::claim(db, user, "batch", "hash-5")
             .await

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::audit_log::{Actor, Entry, Unsealed};
 use super::changes::NewChange;
 use super::entity::{audit, audit_revision, photo};
+use super::idempotency::Completion;
 use super::scope::{ScopeColumns, visible_to};
 use super::{DbError, Page, PageRequest, Write, now};
 use crate::audit::review::PhotoRef;
@@ -195,17 +196,13 @@ pub async fn update_answers(
     if !is_editable(before) {
         return Ok(None);
     }
-    let text = serde_json::to_string(answers).unwrap_or_else(|_| "{}".to_owned());
-    let changed: Vec<&String> = answers.keys().collect();
-    let detail = json!({ "answers": changed });
-    let embedded = super::embedded::of(db);
-    if embedded.is_some() || db.get_database_backend() == DbBackend::Postgres {
-        let (after, row) = answered(before, text, actor, detail)?;
-        return match embedded {
-            Some(embedded) => embedded.update_answers(before, after, row).await,
-            None => update_answers_in_one_statement(db, before, after, row).await,
-        };
+    if let Some(write) = prepare_answers(db, before, answers, actor)? {
+        return Ok(write_answers(db, before, write, None)
+            .await?
+            .map(|(after, _)| after));
     }
+    let text = answers_text(answers);
+    let detail = answers_detail(answers);
     let (owned, before, actor) = (db.clone(), before.clone(), actor.clone());
     super::on_writer(db, async move {
         let Some((write, updated)) =
@@ -227,39 +224,105 @@ pub async fn update_answers(
     .await
 }
 
-/// The audit `before` with `answers`, as an answer write leaves it, and the
-/// outbox row that records the step, both built before the write.
+/// An answer write built before it is made (see [`prepare_answers`]).
+pub struct AnswerWrite {
+    after: audit::Model,
+    row: super::outbox::Row,
+}
+
+impl AnswerWrite {
+    /// The audit as the write leaves it, if it is made.
+    #[must_use]
+    pub fn audit(&self) -> &audit::Model {
+        &self.after
+    }
+}
+
+/// The write of `answers` over the audit `before`, with the audit it leaves
+/// and its log entry and change built before it is made, on the databases
+/// where [`write_answers`] makes it in one step: the embedded default and
+/// PostgreSQL. `None` on other databases (use [`update_answers`]), and when
+/// the status no longer allows edits.
 ///
 /// That is exact because the write applies only to the row `before` shows
 /// in every column the log and the change carry: the version (every edit
 /// bumps it), the status, the revision and the claim (claims do not bump
 /// the version); the rest changes only with a new version or never.
-/// Building them
-/// first keeps the embedded database's writers' turn, which every writer
-/// waits for, down to the statements themselves.
-fn answered(
+/// Building them first keeps the embedded database's writers' turn, which
+/// every writer waits for, down to the statements themselves, and lets the
+/// caller make the answer to the request before the write (see
+/// [`write_answers`]).
+///
+/// # Errors
+/// The log entry or the change does not serialise.
+pub fn prepare_answers(
+    db: &DatabaseConnection,
     before: &audit::Model,
-    answers: String,
+    answers: &BTreeMap<String, Json>,
     actor: &Actor,
-    detail: Json,
-) -> Result<(audit::Model, super::outbox::Row), DbError> {
+) -> Result<Option<AnswerWrite>, DbError> {
+    let in_one_step =
+        super::embedded::of(db).is_some() || db.get_database_backend() == DbBackend::Postgres;
+    if !in_one_step || !is_editable(before) {
+        return Ok(None);
+    }
     let after = audit::Model {
         version: before.version + 1,
         updated_at: now(),
-        answers,
+        answers: answers_text(answers),
         ..before.clone()
     };
     let (entry, change) = Step::new("audit.updated", "audit.answers_updated", before, &after)
-        .detail(detail)
+        .detail(answers_detail(answers))
         .record(actor);
     let row = super::outbox::Row::new(Some(entry), Some(change.into()))?;
-    Ok((after, row))
+    Ok(Some(AnswerWrite { after, row }))
 }
 
-/// [`update_answers`] on PostgreSQL: the update and its outbox row (see
-/// [`answered`]) in one statement, outside any transaction, so a write is
-/// one round trip; `after` if the audit was still as `before` shows it,
-/// and then the sealer is woken.
+/// Makes `write` (from [`prepare_answers`] on `before`) if the audit is
+/// still as `before` shows it, and with it, in the same transaction, stores
+/// `done`: the response to the request's `Idempotency-Key`, so that a
+/// retry finds either the answers and the response, or neither. The audit
+/// as written if it wrote, and whether the response was stored (not when
+/// the key was taken over meanwhile; a warning is logged then).
+///
+/// # Errors
+/// Database failure; nothing is written then.
+pub async fn write_answers(
+    db: &DatabaseConnection,
+    before: &audit::Model,
+    write: AnswerWrite,
+    done: Option<Completion>,
+) -> Result<Option<(audit::Model, bool)>, DbError> {
+    let written = match super::embedded::of(db) {
+        Some(embedded) => {
+            embedded
+                .update_answers(before, write.after, write.row, done.clone())
+                .await?
+        }
+        None => update_answers_in_one_statement(db, before, write, done.as_ref()).await?,
+    };
+    if let (Some((_, false)), Some(done)) = (&written, &done) {
+        done.warn_not_stored();
+    }
+    Ok(written)
+}
+
+/// The answers as stored.
+fn answers_text(answers: &BTreeMap<String, Json>) -> String {
+    serde_json::to_string(answers).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// The log entry's detail of an answer write: the items it sets.
+fn answers_detail(answers: &BTreeMap<String, Json>) -> Json {
+    let changed: Vec<&String> = answers.keys().collect();
+    json!({ "answers": changed })
+}
+
+/// [`write_answers`] on PostgreSQL: the update, its outbox row (see
+/// [`prepare_answers`]) and the stored response in one statement, outside
+/// any transaction, so a write is one round trip; `after` if the audit was
+/// still as `before` shows it, and then the sealer is woken.
 ///
 /// The statement returns only the id, not the row with its answers: the row
 /// it wrote is `after`. It also checks the time of the last write, which
@@ -269,38 +332,65 @@ fn answered(
 async fn update_answers_in_one_statement(
     db: &DatabaseConnection,
     before: &audit::Model,
-    after: audit::Model,
-    row: super::outbox::Row,
-) -> Result<Option<audit::Model>, DbError> {
-    let statement = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "WITH updated AS (\
-           UPDATE audits SET version = version + 1, updated_at = $1, answers = $2 \
-           WHERE id = $3 AND version = $4 AND status = $5 AND revision = $6 \
-             AND claimed_by IS NOT DISTINCT FROM $7 AND updated_at = $11 \
-           RETURNING id), \
-         recorded AS (\
-           INSERT INTO outbox (entry, change, created_at) SELECT $8, $9, $10 FROM updated) \
-         SELECT id FROM updated",
-        [
-            after.updated_at.into(),
-            after.answers.clone().into(),
-            before.id.into(),
-            before.version.into(),
-            before.status.clone().into(),
-            before.revision.into(),
-            before.claimed_by.into(),
-            row.entry.into(),
-            row.change.into(),
-            row.created_at.into(),
-            before.updated_at.into(),
-        ],
-    );
-    let written = db.query_one_raw(statement).await?.map(|_| after);
-    if written.is_some() {
-        super::outbox::written();
+    write: AnswerWrite,
+    done: Option<&Completion>,
+) -> Result<Option<(audit::Model, bool)>, DbError> {
+    macro_rules! update {
+        () => {
+            "WITH updated AS (\
+               UPDATE audits SET version = version + 1, updated_at = $1, answers = $2 \
+               WHERE id = $3 AND version = $4 AND status = $5 AND revision = $6 \
+                 AND claimed_by IS NOT DISTINCT FROM $7 AND updated_at = $11 \
+               RETURNING id), \
+             recorded AS (\
+               INSERT INTO outbox (entry, change, created_at) SELECT $8, $9, $10 FROM updated)"
+        };
     }
-    Ok(written)
+    let AnswerWrite { after, row } = write;
+    let mut values: Vec<sea_orm::Value> = vec![
+        after.updated_at.into(),
+        after.answers.clone().into(),
+        before.id.into(),
+        before.version.into(),
+        before.status.clone().into(),
+        before.revision.into(),
+        before.claimed_by.into(),
+        row.entry.into(),
+        row.change.into(),
+        row.created_at.into(),
+        before.updated_at.into(),
+    ];
+    let sql = match done {
+        None => concat!(update!(), " SELECT id, false AS stored FROM updated"),
+        Some(done) => {
+            values.extend([
+                done.user.into(),
+                done.key.clone().into(),
+                done.request_hash.clone().into(),
+                i32::from(done.status).into(),
+                done.headers.clone().into(),
+                done.deflated().to_vec().into(),
+            ]);
+            // The key's row is updated only if the audit was: `FROM updated`.
+            concat!(
+                update!(),
+                ", stored AS (\
+                   UPDATE idempotency_keys SET status_code = $15, response_headers = $16, \
+                     response_deflated = $17, updated_at = $1 FROM updated \
+                   WHERE user_id = $12 AND key = $13 AND request_hash = $14 \
+                     AND status_code IS NULL \
+                   RETURNING 1) \
+                 SELECT id, EXISTS (SELECT 1 FROM stored) AS stored FROM updated"
+            )
+        }
+    };
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    let Some(result) = db.query_one_raw(statement).await? else {
+        return Ok(None);
+    };
+    super::outbox::written();
+    let stored: bool = result.try_get("", "stored")?;
+    Ok(Some((after, stored)))
 }
 
 /// Submits the audit if it is still as `before` shows it and editable: it

@@ -212,72 +212,111 @@ fn inflate(stored: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Stores the response of the request with `request_hash` that claimed
-/// `key` (its body deflated, see [`Deflated`]). If the key is no longer that
-/// request's (it was taken over as abandoned meanwhile), nothing is stored
-/// and a warning is logged.
+/// A claimed key and the response to store for it: by [`complete`] after
+/// the request, or by the write that makes the request's effect, in the
+/// same transaction (see [`super::audits::write_answers`]), so that a
+/// retry finds both or neither.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub user: Uuid,
+    pub key: String,
+    /// The hash of the request that claimed the key.
+    pub request_hash: String,
+    pub status: u16,
+    /// The kept headers, as a JSON object.
+    pub headers: String,
+    pub body: Deflated,
+}
+
+impl Completion {
+    /// The stored body, as written to the database.
+    pub(super) fn deflated(&self) -> &Bytes {
+        &self.body.0
+    }
+
+    /// Logs a response that could not be stored: its key was taken over
+    /// meanwhile (see [`claim`]).
+    pub(super) fn warn_not_stored(&self) {
+        tracing::warn!(
+            user = %self.user,
+            key = self.key,
+            "a response was not stored for replay: its Idempotency-Key was taken over meanwhile"
+        );
+    }
+}
+
+/// Stores the response of the request that claimed the key (its body
+/// deflated, see [`Deflated`]). If the key is no longer that request's (it
+/// was taken over as abandoned meanwhile), nothing is stored and a warning
+/// is logged.
 ///
 /// # Errors
 /// Database failure.
-pub async fn complete(
-    db: &DatabaseConnection,
-    user: Uuid,
-    key: &str,
-    request_hash: &str,
-    status: u16,
-    headers: String,
-    body: &Deflated,
-) -> Result<(), DbError> {
+pub async fn complete(db: &DatabaseConnection, done: &Completion) -> Result<(), DbError> {
     let stored = if let Some(embedded) = super::embedded::of(db) {
-        embedded
-            .complete_key(user, key, request_hash, status, headers, body.0.clone())
-            .await?
+        embedded.complete_key(done.clone()).await?
     } else {
         let update = idempotency_key::Entity::update_many()
             .col_expr(
                 idempotency_key::Column::StatusCode,
-                Expr::value(i32::from(status)),
+                Expr::value(i32::from(done.status)),
             )
             .col_expr(
                 idempotency_key::Column::ResponseHeaders,
-                Expr::value(headers),
+                Expr::value(done.headers.clone()),
             )
             .col_expr(
                 idempotency_key::Column::ResponseDeflated,
-                Expr::value(body.0.to_vec()),
+                Expr::value(done.deflated().to_vec()),
             )
             .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(now()))
-            .filter(idempotency_key::Column::UserId.eq(user))
-            .filter(idempotency_key::Column::Key.eq(key))
-            .filter(idempotency_key::Column::RequestHash.eq(request_hash))
+            .filter(idempotency_key::Column::UserId.eq(done.user))
+            .filter(idempotency_key::Column::Key.eq(&done.key))
+            .filter(idempotency_key::Column::RequestHash.eq(&done.request_hash))
             .filter(idempotency_key::Column::StatusCode.is_null());
         update.exec(db).await?.rows_affected == 1
     };
     if !stored {
-        tracing::warn!(
-            %user,
-            key,
-            "a response was not stored for replay: its Idempotency-Key was taken over meanwhile"
-        );
+        done.warn_not_stored();
     }
     Ok(())
 }
 
-/// Frees a claimed key whose request failed on the server side, so a retry
-/// runs it again.
+/// Frees a key claimed by the request with `request_hash` that did not
+/// finish: it failed on the server side, or its client hung up before its
+/// effect was written; a retry then runs it again. A key whose response is
+/// stored, or that another request has taken over, is left as it is.
 ///
 /// # Errors
 /// Database failure.
-pub async fn release(db: &DatabaseConnection, user: Uuid, key: &str) -> Result<(), DbError> {
+pub async fn release(
+    db: &DatabaseConnection,
+    user: Uuid,
+    key: &str,
+    request_hash: &str,
+) -> Result<(), DbError> {
     if let Some(embedded) = super::embedded::of(db) {
-        return embedded.release_key(user, key).await;
+        return embedded.release_key(user, key, request_hash).await;
     }
     idempotency_key::Entity::delete_many()
         .filter(idempotency_key::Column::UserId.eq(user))
         .filter(idempotency_key::Column::Key.eq(key))
+        .filter(idempotency_key::Column::RequestHash.eq(request_hash))
+        .filter(idempotency_key::Column::StatusCode.is_null())
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Whether the key of a request whose client hung up before its write may
+/// be freed, when that write also stores the request's response (see
+/// [`Completion`]): on the embedded database a write whose request is gone
+/// before it runs is skipped, and a release queued after it runs after it.
+/// On PostgreSQL a statement already sent runs to its end whatever becomes
+/// of its request, so the key stays claimed until it counts as abandoned.
+#[must_use]
+pub fn hung_up_writes_are_skipped(db: &DatabaseConnection) -> bool {
+    super::embedded::of(db).is_some()
 }
 
 /// Deletes stored responses older than the retention period, oldest first,

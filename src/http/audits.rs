@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json_;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult, FieldError, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
+use super::idempotency::Keyed;
 use super::pagination::{PageParams, Paginated};
 use super::photos::PhotoOut;
 use crate::audit::{self, AuditScope, AuditStatus};
@@ -246,10 +247,7 @@ fn fingerprint(body: &CreateAudit) -> String {
     // serde_json's maps are sorted, so equal requests serialise identically
     // whatever the order of their keys on the wire.
     let canonical = serde_json::to_vec(body).unwrap_or_default();
-    Sha256::digest(&canonical)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(&canonical))
 }
 
 /// One audit.
@@ -352,6 +350,7 @@ async fn patch_answers(
     request_id: RequestId,
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
+    keyed: Option<Extension<Keyed>>,
     ApiJson(patch): ApiJson<AnswersPatch>,
 ) -> ApiResult<Response> {
     let batch = Batch {
@@ -361,6 +360,7 @@ async fn patch_answers(
         state: &state,
         who: &who,
         answers: &patch.answers,
+        keyed: keyed.as_ref().map(|Extension(keyed)| keyed),
     };
     // The copy this process kept when it last wrote the audit, if that is
     // the version the client saw: the write itself checks it still is.
@@ -400,6 +400,8 @@ struct Batch<'a> {
     state: &'a AppState,
     who: &'a Principal,
     answers: &'a BTreeMap<String, Json_>,
+    /// The request's `Idempotency-Key`: the answer is stored with the write.
+    keyed: Option<&'a Keyed>,
 }
 
 impl Batch<'_> {
@@ -435,13 +437,44 @@ impl Batch<'_> {
             None if !self.minimal => Some(photos_of(state, audit.id).await?),
             photos => photos,
         };
+        // With a key, the answer is made before the write, which stores it
+        // for replay with the answers (see `idempotency::Keyed`).
+        if let Some(keyed) = self.keyed
+            && let Some(write) = repo::prepare_answers(&state.db, &audit, &merged, &self.actor)?
+        {
+            let answer = self
+                .answer(write.audit().clone(), &catalog, photos.as_deref())
+                .await?;
+            let (answer, done) = keyed.store_with(answer).await?;
+            let Some((updated, _)) =
+                repo::write_answers(&state.db, &audit, write, Some(done)).await?
+            else {
+                return Ok(None);
+            };
+            state.recent_audits.keep(updated, photos);
+            return Ok(Some(answer));
+        }
         let Some(updated) = repo::update_answers(&state.db, &audit, &merged, &self.actor).await?
         else {
             return Ok(None);
         };
         state.recent_audits.keep(updated.clone(), photos.clone());
+        self.answer(updated, &catalog, photos.as_deref())
+            .await
+            .map(Some)
+    }
+
+    /// The answer to the batch once `updated` is written: the whole audit
+    /// with `photos`, or the short answer the client asked for.
+    async fn answer(
+        &self,
+        updated: row::Model,
+        catalog: &crate::checklist::Catalog,
+        photos: Option<&[photo_row::Model]>,
+    ) -> ApiResult<Response> {
+        let state = self.state;
         if self.minimal {
-            let saved = saved(state, &updated, &catalog).await?;
+            let saved = saved(state, &updated, catalog).await?;
             let mut response = (
                 StatusCode::OK,
                 [(header::ETAG, etag(saved.version))],
@@ -452,15 +485,13 @@ impl Batch<'_> {
                 "preference-applied",
                 HeaderValue::from_static("return=minimal"),
             );
-            return Ok(Some(response));
+            return Ok(response);
         }
         let photos = photos
             .iter()
             .flat_map(|photos| photos.iter().cloned().map(PhotoOut::from))
             .collect();
-        respond_with(state, StatusCode::OK, updated, photos)
-            .await
-            .map(Some)
+        respond_with(state, StatusCode::OK, updated, photos).await
     }
 }
 

@@ -8,19 +8,30 @@
 //!
 //! The stored body is deflated; a client that accepts gzip gets that same
 //! stream framed as gzip, so a keyed answer is compressed once, not twice.
+//!
+//! A handler can store its response in the write that makes its effect
+//! (see [`Keyed`]): `PATCH answers` does, so that a retry finds either the
+//! answers and their response, or neither. On the embedded database, if its
+//! client hangs up before that write, the write is skipped and the key is
+//! freed, so the retry runs the request at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use uuid::Uuid;
 
 use super::AppState;
 use super::encoding::Accepted;
 use super::error::ApiError;
-use crate::db::idempotency::{self, Claim, Deflated};
+use crate::db::idempotency::{self, Claim, Completion, Deflated};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -108,34 +119,49 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         }
     }
 
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
-    let (parts, body) = response.into_parts();
-    let bytes = match to_bytes(body, MAX_STORED_RESPONSE).await {
+    let claimed = Arc::new(Claimed {
+        db: state.db.clone(),
+        user: user.user_id,
+        key,
+        hash,
+        taken: AtomicBool::new(false),
+    });
+    let mut pending = Pending(Some(Arc::clone(&claimed)));
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(Keyed(Arc::clone(&claimed)));
+    let response = next.run(request).await;
+    let (mut parts, body) = response.into_parts();
+    let stored = parts.extensions.remove::<Stored>();
+    let finished = match to_bytes(body, MAX_STORED_RESPONSE).await {
+        Ok(bytes) if stored.is_none() && parts.status.is_server_error() => {
+            claimed.release().await?;
+            pending.finished();
+            return Ok(Response::from_parts(parts, Body::from(bytes)));
+        }
+        Ok(bytes) => Ok(bytes),
+        Err(err) => Err(err),
+    };
+    let bytes = match finished {
         Ok(bytes) => bytes,
         Err(err) => {
-            idempotency::release(&state.db, user.user_id, &key).await?;
+            // The handler's write may have stored the response already; a
+            // release leaves a stored response as it is.
+            claimed.release().await?;
+            pending.finished();
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "response not buffered: {err}"
             )));
         }
     };
-    if parts.status.is_server_error() {
-        idempotency::release(&state.db, user.user_id, &key).await?;
-        return Ok(Response::from_parts(parts, Body::from(bytes)));
-    }
-    let deflated = Deflated::new(&bytes);
-    idempotency::complete(
-        &state.db,
-        user.user_id,
-        &key,
-        &hash,
-        parts.status.as_u16(),
-        kept_headers(&parts.headers),
-        &deflated,
-    )
-    .await?;
+    let deflated = match stored {
+        Some(Stored(deflated)) => deflated,
+        None => {
+            let done = claimed.completion(&parts, &bytes);
+            idempotency::complete(&state.db, &done).await?;
+            done.body
+        }
+    };
+    pending.finished();
     let mut response = Response::from_parts(parts, Body::from(bytes.clone()));
     // What the compression layer would compress, by its own rule; it leaves
     // an answer that already has a coding alone.
@@ -150,6 +176,111 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         *response.body_mut() = Body::from(deflated.to_gzip(&bytes));
     }
     Ok(response)
+}
+
+/// The claimed `Idempotency-Key` of a request, in its extensions, for a
+/// handler that stores its response in the write that makes its effect,
+/// in one transaction (see [`Keyed::store_with`]). Other handlers ignore
+/// it, and the response is stored after them.
+#[derive(Clone)]
+pub struct Keyed(Arc<Claimed>);
+
+impl Keyed {
+    /// Takes `response`, the answer the handler gives if its write is made,
+    /// for that write to store: returns the response to give, and what the
+    /// write is to store with [`crate::db::idempotency::Completion`]. The
+    /// response must be given only if the write is made.
+    ///
+    /// On the embedded database, from here until the request is answered, a
+    /// client that hangs up frees the key unless its response is stored by
+    /// then: the write that would store it is skipped for a request gone
+    /// before it runs, so the retry must run the request again (see
+    /// [`idempotency::hung_up_writes_are_skipped`]).
+    ///
+    /// # Errors
+    /// The response is larger than a stored one may be.
+    pub async fn store_with(&self, response: Response) -> Result<(Response, Completion), ApiError> {
+        let (mut parts, body) = response.into_parts();
+        let bytes = to_bytes(body, MAX_STORED_RESPONSE)
+            .await
+            .map_err(|err| ApiError::Internal(anyhow::anyhow!("response not buffered: {err}")))?;
+        let done = self.0.completion(&parts, &bytes);
+        if idempotency::hung_up_writes_are_skipped(&self.0.db) {
+            self.0.taken.store(true, Ordering::Release);
+        }
+        parts.extensions.insert(Stored(done.body.clone()));
+        Ok((Response::from_parts(parts, Body::from(bytes)), done))
+    }
+}
+
+/// In a response's extensions: its handler's write stored it for its key.
+#[derive(Clone)]
+struct Stored(Deflated);
+
+/// A key a request has claimed.
+struct Claimed {
+    db: DatabaseConnection,
+    user: Uuid,
+    key: String,
+    hash: String,
+    /// The handler stores the response in its own write, which is skipped
+    /// if the request is gone before it runs: the key is freed then.
+    taken: AtomicBool,
+}
+
+impl Claimed {
+    /// What to store for the response made of `parts` and `body`.
+    fn completion(&self, parts: &axum::http::response::Parts, body: &[u8]) -> Completion {
+        Completion {
+            user: self.user,
+            key: self.key.clone(),
+            request_hash: self.hash.clone(),
+            status: parts.status.as_u16(),
+            headers: kept_headers(&parts.headers),
+            body: Deflated::new(body),
+        }
+    }
+
+    async fn release(&self) -> Result<(), ApiError> {
+        idempotency::release(&self.db, self.user, &self.key, &self.hash).await?;
+        Ok(())
+    }
+}
+
+/// A claimed key whose request is not answered yet. Dropped unfinished (the
+/// client hung up, and the request's future with it), it frees the key if
+/// the handler took the key over (see [`Keyed::store_with`]); otherwise the
+/// key stays claimed until it counts as abandoned, since the request's
+/// effect may be written without its response.
+struct Pending(Option<Arc<Claimed>>);
+
+impl Pending {
+    fn finished(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let Some(claimed) = self.0.take() else {
+            return;
+        };
+        if !claimed.taken.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(err) = claimed.release().await {
+                tracing::warn!(
+                    user = %claimed.user,
+                    key = claimed.key,
+                    "the Idempotency-Key of a request whose client hung up was not freed: {err:?}"
+                );
+            }
+        });
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -177,11 +308,7 @@ fn request_hash(
     }
     hasher.update(b"\n");
     hasher.update(body);
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 fn kept_headers(headers: &HeaderMap) -> String {

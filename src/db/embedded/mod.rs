@@ -38,7 +38,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -159,10 +158,12 @@ impl Embedded {
     }
 
     /// Writes `after`'s answers, version and time over the audit `before`
-    /// describes, if it is still as `before` shows it, and records the step
-    /// in the outbox with `row`, in one transaction; `after` if it wrote
-    /// (see [`super::audits::update_answers`], which builds `after` and
-    /// `row` before the write, so that the writer runs only the statements).
+    /// describes, if it is still as `before` shows it, records the step in
+    /// the outbox with `row`, and stores the response `done` of the
+    /// request's `Idempotency-Key`, in one transaction; `after` if it wrote,
+    /// and whether it stored the response (see
+    /// [`super::audits::write_answers`], which builds `after` and `row`
+    /// before the write, so that the writer runs only the statements).
     ///
     /// # Errors
     /// Database failure; nothing is written then.
@@ -171,7 +172,8 @@ impl Embedded {
         before: &audit::Model,
         after: audit::Model,
         row: outbox::Row,
-    ) -> Result<Option<audit::Model>, DbError> {
+        done: Option<idempotency::Completion>,
+    ) -> Result<Option<(audit::Model, bool)>, DbError> {
         let (updated_at, created_at) = (timestamp(after.updated_at), timestamp(row.created_at));
         let (id, version, status, revision) = (
             before.id.into_bytes(),
@@ -203,11 +205,15 @@ impl Embedded {
                 "INSERT INTO outbox (entry, change, created_at) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![row.entry, row.change, created_at])?;
+            let stored = match &done {
+                Some(done) => store_response(conn, done)?,
+                None => false,
+            };
             // The sealer is woken here rather than by the request, which
             // may be gone by the time the batch commits; its pass queues
             // for this writer, behind this batch, so it finds the row.
             outbox::written();
-            Ok(Some(after))
+            Ok(Some((after, stored)))
         })
         .await
     }
@@ -258,43 +264,21 @@ impl Embedded {
     }
 
     /// [`idempotency::complete`]: stores the response of a claimed key, its
-    /// body deflated, if the key is still claimed by the request with
-    /// `request_hash`; whether it stored it.
+    /// body deflated, if the key is still claimed by the request that
+    /// claimed it; whether it stored it.
     ///
     /// # Errors
     /// Database failure.
     pub(super) async fn complete_key(
         self: &Arc<Self>,
-        user: Uuid,
-        key: &str,
-        request_hash: &str,
-        status: u16,
-        headers: String,
-        deflated: Bytes,
+        done: idempotency::Completion,
     ) -> Result<bool, DbError> {
-        let (key, request_hash) = (key.to_owned(), request_hash.to_owned());
-        self.write(Gone::Run, move |conn| {
-            let stored = conn
-                .prepare_cached(
-                    "UPDATE idempotency_keys SET status_code = ?4, response_headers = ?5, \
-                     response_deflated = ?6, updated_at = ?7 WHERE user_id = ?1 \
-                     AND \"key\" = ?2 AND request_hash = ?3 AND status_code IS NULL",
-                )?
-                .execute(params![
-                    user.as_bytes(),
-                    key,
-                    request_hash,
-                    status,
-                    headers,
-                    &deflated[..],
-                    timestamp(super::now())
-                ])?;
-            Ok(stored == 1)
-        })
-        .await
+        self.write(Gone::Run, move |conn| Ok(store_response(conn, &done)?))
+            .await
     }
 
-    /// [`idempotency::release`]: frees a claimed key.
+    /// [`idempotency::release`]: frees a key its request claimed and did
+    /// not finish.
     ///
     /// # Errors
     /// Database failure.
@@ -302,13 +286,15 @@ impl Embedded {
         self: &Arc<Self>,
         user: Uuid,
         key: &str,
+        request_hash: &str,
     ) -> Result<(), DbError> {
-        let key = key.to_owned();
+        let (key, request_hash) = (key.to_owned(), request_hash.to_owned());
         self.write(Gone::Run, move |conn| {
             conn.prepare_cached(
-                "DELETE FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2",
+                "DELETE FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2 \
+                 AND request_hash = ?3 AND status_code IS NULL",
             )?
-            .execute(params![user.as_bytes(), key])?;
+            .execute(params![user.as_bytes(), key, request_hash])?;
             Ok(())
         })
         .await
@@ -682,6 +668,27 @@ impl FromSql for Id {
 /// (`updated_at >= ?`) order both drivers' rows alike. (rusqlite's own
 /// writes a space for the `T`; its reading takes both, and SQLite's
 /// `YYYY-MM-DD HH:MM:SS`.)
+/// Stores the response of a claimed key if the key is still claimed by the
+/// request that claimed it; whether it stored it.
+fn store_response(conn: &Connection, done: &idempotency::Completion) -> rusqlite::Result<bool> {
+    let stored = conn
+        .prepare_cached(
+            "UPDATE idempotency_keys SET status_code = ?4, response_headers = ?5, \
+             response_deflated = ?6, updated_at = ?7 WHERE user_id = ?1 \
+             AND \"key\" = ?2 AND request_hash = ?3 AND status_code IS NULL",
+        )?
+        .execute(params![
+            done.user.as_bytes(),
+            done.key,
+            done.request_hash,
+            done.status,
+            done.headers,
+            &done.deflated()[..],
+            timestamp(super::now())
+        ])?;
+    Ok(stored == 1)
+}
+
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
