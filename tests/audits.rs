@@ -857,12 +857,117 @@ async fn idempotency_keys_replay_instead_of_repeating() {
     assert_eq!(headers["idempotent-replayed"], "true");
 }
 
-/// A handler that stores its answer in its own write (`PATCH answers`)
-/// takes the key over; if its client hangs up before that write, the write
-/// is skipped on the embedded database and the key is freed, so the retry
-/// runs at once instead of hearing "in progress" until the key counts as
-/// abandoned. On PostgreSQL a statement already sent may still commit, so
-/// the key stays claimed there, as for every other handler.
+/// The answer write stores a keyed answer with the answers, in the same
+/// transaction, and only under the claim of its own request: on whichever
+/// path the database takes (one statement on PostgreSQL, one writer job on
+/// the embedded database).
+#[tokio::test]
+async fn an_answer_write_stores_its_keyed_answer_only_under_its_own_claim() {
+    use std::collections::BTreeMap;
+
+    use dostup::db::audit_log::Actor;
+    use dostup::db::audits as repo;
+    use dostup::db::idempotency::{self, Claim, Completion, Deflated};
+
+    let app = TestApp::spawn_demo().await;
+    let db = &app.state.db;
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "школа").await;
+    let id = Uuid::new_v4();
+    call(put_audit(
+        &app,
+        &token,
+        &id.to_string(),
+        &json!({"site_id": site}),
+    ))
+    .await;
+    let user = Uuid::now_v7();
+    let answers = |n: i64| BTreeMap::from([("territory.parking_total".to_owned(), json!(n))]);
+    let done = |key: &str, hash: &str, body: &[u8]| Completion {
+        user,
+        key: key.into(),
+        request_hash: hash.into(),
+        status: 200,
+        headers: r#"{"etag":"\"2\""}"#.into(),
+        body: Deflated::new(body),
+    };
+    let write = async |before: &dostup::db::entity::audit::Model, n: i64, stored: Completion| {
+        let write = repo::prepare_answers(db, before, &answers(n), &Actor::system())
+            .unwrap()
+            .expect("both databases write answers in one step");
+        repo::write_answers(db, before, write, Some(stored))
+            .await
+            .unwrap()
+    };
+    let v1 = repo::get(db, id).await.unwrap().unwrap();
+
+    // Its own claim: the answers and the answer are stored together.
+    assert!(matches!(
+        idempotency::claim(db, user, "k1", "h1").await.unwrap(),
+        Claim::Fresh
+    ));
+    let (v2, stored) = write(&v1, 7, done("k1", "h1", b"answer one"))
+        .await
+        .expect("the audit was as v1 shows it");
+    assert!(stored);
+    assert_eq!(v2.version, 2);
+    assert_eq!(
+        repo::get(db, id).await.unwrap().unwrap().answers,
+        v2.answers
+    );
+    match idempotency::claim(db, user, "k1", "h1").await.unwrap() {
+        Claim::Replay {
+            status,
+            headers,
+            body,
+        } => {
+            assert_eq!(status, 200);
+            assert_eq!(headers, r#"{"etag":"\"2\""}"#);
+            assert_eq!(body, b"answer one");
+        }
+        other => panic!("expected a replay, got {other:?}"),
+    }
+
+    // A key another request holds now: the answers are written, the other
+    // request's claim is left alone.
+    assert!(matches!(
+        idempotency::claim(db, user, "k2", "h-other").await.unwrap(),
+        Claim::Fresh
+    ));
+    let (v3, stored) = write(&v2, 8, done("k2", "h2", b"answer two"))
+        .await
+        .expect("the audit was as v2 shows it");
+    assert!(!stored);
+    assert_eq!(v3.version, 3);
+    assert!(matches!(
+        idempotency::claim(db, user, "k2", "h-other").await.unwrap(),
+        Claim::InProgress
+    ));
+
+    // A write that finds the audit changed stores nothing either.
+    assert!(matches!(
+        idempotency::claim(db, user, "k3", "h3").await.unwrap(),
+        Claim::Fresh
+    ));
+    assert!(
+        write(&v2, 9, done("k3", "h3", b"answer three"))
+            .await
+            .is_none()
+    );
+    assert!(matches!(
+        idempotency::claim(db, user, "k3", "h3").await.unwrap(),
+        Claim::InProgress
+    ));
+    assert_eq!(repo::get(db, id).await.unwrap().unwrap().version, 3);
+}
+
+/// A handler whose one write stores its answer (`PATCH answers`) takes the
+/// key over; if its client hangs up before that write, the write is skipped
+/// on the embedded database and the key is freed, so the retry runs at once
+/// instead of hearing "in progress" until the key counts as abandoned. On
+/// PostgreSQL a statement already sent may still commit, so the key stays
+/// claimed there, as for every other handler. (A handler of the test's own
+/// stands for the PATCH, whose hang-up cannot be timed from outside.)
 #[tokio::test]
 async fn a_key_taken_over_by_its_handler_is_freed_when_the_client_hangs_up() {
     use std::sync::Arc;
@@ -878,19 +983,19 @@ async fn a_key_taken_over_by_its_handler_is_freed_when_the_client_hangs_up() {
     let token = app.token("volunteer@demo.local").await;
     let calls = Arc::new(AtomicUsize::new(0));
     let (reached, reached_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    // The first call takes the key over and then waits, as for its write,
-    // until its client is gone; the retry answers.
+    // The first call takes the key over, as `PATCH answers` does before
+    // its work, and then waits, as for its write, until its client is gone;
+    // the retry answers.
     let handler = {
         let calls = Arc::clone(&calls);
         async move |Extension(keyed): Extension<Keyed>| {
             if calls.fetch_add(1, Ordering::SeqCst) > 0 {
                 return "second".into_response();
             }
-            let (answer, _stored_by_the_write) =
-                keyed.store_with("first".into_response()).await.unwrap();
+            keyed.take_over();
             let _ = reached.send(());
             std::future::pending::<()>().await;
-            answer
+            "first".into_response()
         }
     };
     let router = Router::new()

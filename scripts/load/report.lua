@@ -3,7 +3,8 @@
 -- DOSTUP_LOAD_RESULT names a file, appends a tab-separated row to it for
 -- run.sh's table:
 --   label  workload  requests  requests/s  p50_ms  p99_ms  max_ms  unexpected  socket_errors
--- (run.sh then adds the server's CPU time per request, in microseconds).
+-- (run.sh then adds the server's CPU time per request, in microseconds, and
+-- PostgreSQL's, or "-" for the embedded database).
 
 local M = {}
 

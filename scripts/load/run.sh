@@ -79,10 +79,18 @@ done
 ((connections >= 1 && connections <= 512)) || { echo "connections must be 1..512" >&2; exit 2; }
 ((get_threads >= 1 && get_threads <= connections)) || { echo "get threads must be 1..connections" >&2; exit 2; }
 all_workloads=",patch,patch-minimal,patch-keyed,patch-phone,patch-phone-minimal,checklist-304,"
-for w in ${only//,/ }; do
-  [[ "$all_workloads" == *",$w,"* ]] || { echo "unknown workload: $w" >&2; exit 2; }
-done
+only="${only//[[:space:]]/}"
+if [[ -n "$only" ]]; then
+  [[ -n "${only//,/}" ]] || { echo "--only names no workload" >&2; exit 2; }
+  for w in ${only//,/ }; do
+    [[ "$all_workloads" == *",$w,"* ]] || { echo "unknown workload: $w" >&2; exit 2; }
+  done
+fi
 wanted() { [[ -z "$only" || ",$only," == *",$1,"* ]]; }
+any_patch_wanted() {
+  wanted patch || wanted patch-minimal || wanted patch-keyed || wanted patch-phone ||
+    wanted patch-phone-minimal
+}
 case "$databases" in
   sqlite) dbs=(sqlite) ;;
   postgres) dbs=(postgres) ;;
@@ -272,12 +280,13 @@ server_cpu_ticks() { # user + system time of every thread of the server, in cloc
 postgres_cpu_ticks() { # user + system time of the local PostgreSQL server's processes
   local stat sum=0 fields
   for stat in /proc/[0-9]*/stat; do
-    # comm is field 2, in parentheses; the times are fields 14 and 15.
+    # comm is field 2, in parentheses; user and system time are fields 14
+    # and 15, and 16 and 17 those of exited children (backends that ended).
     fields="$(cat "$stat" 2>/dev/null)" || continue
     [[ "$fields" == *" (postgres) "* ]] || continue
     fields="${fields##*) }"
     read -r -a f <<<"$fields"
-    sum=$((sum + f[11] + f[12]))
+    sum=$((sum + f[11] + f[12] + f[13] + f[14]))
   done
   echo "$sum"
 }
@@ -330,7 +339,7 @@ bench() { # $1: sqlite | postgres
   create_audits
 
   # Every PATCH workload starts from the versions the audits have then.
-  if ((warmup > 0)); then
+  if ((warmup > 0)) && any_patch_wanted; then
     log "$label: warm-up, PATCH answers, $connections connections, ${warmup} s"
     run_wrk "" "$warmup" "$connections" patch.lua
   fi

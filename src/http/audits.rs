@@ -362,6 +362,10 @@ async fn patch_answers(
         answers: &patch.answers,
         keyed: keyed.as_ref().map(|Extension(keyed)| keyed),
     };
+    // The batch's one write stores its answer for the key.
+    if let Some(keyed) = batch.keyed {
+        keyed.take_over();
+    }
     // The copy this process kept when it last wrote the audit, if that is
     // the version the client saw: the write itself checks it still is.
     if let Some(recent) = state.recent_audits.get(id, batch.expected) {

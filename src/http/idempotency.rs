@@ -12,8 +12,8 @@
 //! A handler can store its response in the write that makes its effect
 //! (see [`Keyed`]): `PATCH answers` does, so that a retry finds either the
 //! answers and their response, or neither. On the embedded database, if its
-//! client hangs up before that write, the write is skipped and the key is
-//! freed, so the retry runs the request at once.
+//! client hangs up before that write is made, the write is skipped and the
+//! key is freed, so the retry runs the request at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -186,28 +186,34 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
 pub struct Keyed(Arc<Claimed>);
 
 impl Keyed {
+    /// Declares that the handler's only write is one that stores its
+    /// response (see [`Keyed::store_with`]). On the embedded database such a
+    /// write is skipped for a request gone before it runs, so from here
+    /// until the request is answered, a client that hangs up frees the key
+    /// unless its response is stored by then, and the retry runs the
+    /// request again (see [`idempotency::hung_up_writes_are_skipped`]).
+    /// Elsewhere the key stays claimed, as for any handler.
+    pub fn take_over(&self) {
+        if idempotency::hung_up_writes_are_skipped(&self.0.db) {
+            self.0.taken.store(true, Ordering::Release);
+        }
+    }
+
     /// Takes `response`, the answer the handler gives if its write is made,
     /// for that write to store: returns the response to give, and what the
     /// write is to store with [`crate::db::idempotency::Completion`]. The
-    /// response must be given only if the write is made.
-    ///
-    /// On the embedded database, from here until the request is answered, a
-    /// client that hangs up frees the key unless its response is stored by
-    /// then: the write that would store it is skipped for a request gone
-    /// before it runs, so the retry must run the request again (see
-    /// [`idempotency::hung_up_writes_are_skipped`]).
+    /// response must be given only if the write is made. Takes the key over
+    /// (see [`Keyed::take_over`]) if the handler has not yet.
     ///
     /// # Errors
     /// The response is larger than a stored one may be.
     pub async fn store_with(&self, response: Response) -> Result<(Response, Completion), ApiError> {
+        self.take_over();
         let (mut parts, body) = response.into_parts();
         let bytes = to_bytes(body, MAX_STORED_RESPONSE)
             .await
             .map_err(|err| ApiError::Internal(anyhow::anyhow!("response not buffered: {err}")))?;
         let done = self.0.completion(&parts, &bytes);
-        if idempotency::hung_up_writes_are_skipped(&self.0.db) {
-            self.0.taken.store(true, Ordering::Release);
-        }
         parts.extensions.insert(Stored(done.body.clone()));
         Ok((Response::from_parts(parts, Body::from(bytes)), done))
     }
@@ -249,7 +255,7 @@ impl Claimed {
 
 /// A claimed key whose request is not answered yet. Dropped unfinished (the
 /// client hung up, and the request's future with it), it frees the key if
-/// the handler took the key over (see [`Keyed::store_with`]); otherwise the
+/// the handler took the key over (see [`Keyed::take_over`]); otherwise the
 /// key stays claimed until it counts as abandoned, since the request's
 /// effect may be written without its response.
 struct Pending(Option<Arc<Claimed>>);

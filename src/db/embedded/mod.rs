@@ -664,10 +664,6 @@ impl FromSql for Id {
     }
 }
 
-/// A timestamp as sqlx writes it, so that text comparisons in queries
-/// (`updated_at >= ?`) order both drivers' rows alike. (rusqlite's own
-/// writes a space for the `T`; its reading takes both, and SQLite's
-/// `YYYY-MM-DD HH:MM:SS`.)
 /// Stores the response of a claimed key if the key is still claimed by the
 /// request that claimed it; whether it stored it.
 fn store_response(conn: &Connection, done: &idempotency::Completion) -> rusqlite::Result<bool> {
@@ -689,6 +685,10 @@ fn store_response(conn: &Connection, done: &idempotency::Completion) -> rusqlite
     Ok(stored == 1)
 }
 
+/// A timestamp as sqlx writes it, so that text comparisons in queries
+/// (`updated_at >= ?`) order both drivers' rows alike. (rusqlite's own
+/// writes a space for the `T`; its reading takes both, and SQLite's
+/// `YYYY-MM-DD HH:MM:SS`.)
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
