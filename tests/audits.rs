@@ -867,7 +867,7 @@ async fn an_answer_write_stores_its_keyed_answer_only_under_its_own_claim() {
 
     use dostup::db::audit_log::Actor;
     use dostup::db::audits as repo;
-    use dostup::db::idempotency::{self, Claim, Completion, Deflated};
+    use dostup::db::idempotency::{self, Claim, Completion, Deflated, KeyClaim};
 
     let app = TestApp::spawn_demo().await;
     let db = &app.state.db;
@@ -883,13 +883,23 @@ async fn an_answer_write_stores_its_keyed_answer_only_under_its_own_claim() {
     .await;
     let user = Uuid::now_v7();
     let answers = |n: i64| BTreeMap::from([("territory.parking_total".to_owned(), json!(n))]);
-    let done = |key: &str, hash: &str, body: &[u8]| Completion {
-        user,
-        key: key.into(),
-        request_hash: hash.into(),
-        status: 200,
-        headers: r#"{"etag":"\"2\""}"#.into(),
-        body: Deflated::new(body),
+    // Claims `key` for `hash`: what the request would store.
+    let claim = async |key: &str, hash: &str, body: &[u8]| {
+        let Claim::Fresh { claimed_at } = idempotency::claim(db, user, key, hash).await.unwrap()
+        else {
+            panic!("{key} is claimed already");
+        };
+        Completion {
+            claim: KeyClaim {
+                user,
+                key: key.into(),
+                request_hash: hash.into(),
+                claimed_at,
+            },
+            status: 200,
+            headers: r#"{"etag":"\"2\""}"#.into(),
+            body: Deflated::new(body),
+        }
     };
     let write = async |before: &dostup::db::entity::audit::Model, n: i64, stored: Completion| {
         let write = repo::prepare_answers(db, before, &answers(n), &Actor::system())
@@ -902,11 +912,7 @@ async fn an_answer_write_stores_its_keyed_answer_only_under_its_own_claim() {
     let v1 = repo::get(db, id).await.unwrap().unwrap();
 
     // Its own claim: the answers and the answer are stored together.
-    assert!(matches!(
-        idempotency::claim(db, user, "k1", "h1").await.unwrap(),
-        Claim::Fresh
-    ));
-    let (v2, stored) = write(&v1, 7, done("k1", "h1", b"answer one"))
+    let (v2, stored) = write(&v1, 7, claim("k1", "h1", b"answer one").await)
         .await
         .expect("the audit was as v1 shows it");
     assert!(stored);
@@ -930,11 +936,9 @@ async fn an_answer_write_stores_its_keyed_answer_only_under_its_own_claim() {
 
     // A key another request holds now: the answers are written, the other
     // request's claim is left alone.
-    assert!(matches!(
-        idempotency::claim(db, user, "k2", "h-other").await.unwrap(),
-        Claim::Fresh
-    ));
-    let (v3, stored) = write(&v2, 8, done("k2", "h2", b"answer two"))
+    let mut theirs = claim("k2", "h-other", b"").await;
+    theirs.claim.request_hash = "h2".into();
+    let (v3, stored) = write(&v2, 8, theirs)
         .await
         .expect("the audit was as v2 shows it");
     assert!(!stored);
@@ -944,21 +948,28 @@ async fn an_answer_write_stores_its_keyed_answer_only_under_its_own_claim() {
         Claim::InProgress
     ));
 
-    // A write that finds the audit changed stores nothing either.
+    // Nor does a claim of the same request that the key no longer holds
+    // (a retry took it over once the first counted as abandoned).
+    let mut earlier = claim("k4", "h4", b"answer four").await;
+    earlier.claim.claimed_at -= chrono::Duration::seconds(400);
+    let (v4, stored) = write(&v3, 10, earlier)
+        .await
+        .expect("the audit was as v3 shows it");
+    assert!(!stored);
+    assert_eq!(v4.version, 4);
     assert!(matches!(
-        idempotency::claim(db, user, "k3", "h3").await.unwrap(),
-        Claim::Fresh
+        idempotency::claim(db, user, "k4", "h4").await.unwrap(),
+        Claim::InProgress
     ));
-    assert!(
-        write(&v2, 9, done("k3", "h3", b"answer three"))
-            .await
-            .is_none()
-    );
+
+    // A write that finds the audit changed stores nothing either.
+    let stale = claim("k3", "h3", b"answer three").await;
+    assert!(write(&v2, 9, stale).await.is_none());
     assert!(matches!(
         idempotency::claim(db, user, "k3", "h3").await.unwrap(),
         Claim::InProgress
     ));
-    assert_eq!(repo::get(db, id).await.unwrap().unwrap().version, 3);
+    assert_eq!(repo::get(db, id).await.unwrap().unwrap().version, 4);
 }
 
 /// A handler whose one write stores its answer (`PATCH answers`) takes the
@@ -1049,7 +1060,7 @@ async fn a_key_taken_over_by_its_handler_is_freed_when_the_client_hangs_up() {
 #[tokio::test]
 async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     use dostup::db::entity::idempotency_key;
-    use dostup::db::idempotency::{self, Claim, Completion, Deflated};
+    use dostup::db::idempotency::{self, Claim, Completion, Deflated, KeyClaim};
     use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter, sea_query::Expr};
 
     let app = TestApp::spawn().await;
@@ -1073,15 +1084,24 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
         (0..16).map(|_| idempotency::claim(db, user, "batch", "hash-1")),
     )
     .await;
-    let fresh = claims
+    let fresh: Vec<_> = claims
         .iter()
-        .filter(|c| matches!(c, Ok(Claim::Fresh)))
-        .count();
+        .filter_map(|c| match c {
+            Ok(Claim::Fresh { claimed_at }) => Some(*claimed_at),
+            _ => None,
+        })
+        .collect();
     let running = claims
         .iter()
         .filter(|c| matches!(c, Ok(Claim::InProgress)))
         .count();
-    assert_eq!((fresh, running), (1, 15), "{claims:?}");
+    assert_eq!((fresh.len(), running), (1, 15), "{claims:?}");
+    let request = |hash: &str, claimed_at| KeyClaim {
+        user,
+        key: "batch".into(),
+        request_hash: hash.into(),
+        claimed_at,
+    };
     assert!(matches!(
         idempotency::claim(db, user, "batch", "hash-2")
             .await
@@ -1092,9 +1112,7 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     // The stored answer comes back byte for byte, however it is kept.
     let answer = json!({"rules": vec![json!({"ru": "Пандус", "en": "Ramp"}); 500]}).to_string();
     let done = Completion {
-        user,
-        key: "batch".into(),
-        request_hash: "hash-1".into(),
+        claim: request("hash-1", fresh[0]),
         status: 200,
         headers: "{}".into(),
         body: Deflated::new(answer.as_bytes()),
@@ -1112,9 +1130,7 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     }
     // A release once the answer is stored (a client hanging up after the
     // write that stored it) leaves it for the retry.
-    idempotency::release(db, user, "batch", "hash-1")
-        .await
-        .unwrap();
+    idempotency::release(db, &done.claim).await.unwrap();
     assert!(matches!(
         idempotency::claim(db, user, "batch", "hash-1")
             .await
@@ -1126,18 +1142,18 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
         idempotency::claim(db, Uuid::now_v7(), "batch", "hash-2")
             .await
             .unwrap(),
-        Claim::Fresh
+        Claim::Fresh { .. }
     ));
 
     // Past its retention the key serves a new request, and the old answer
     // is gone with it.
     age("batch", idempotency_key::Column::CreatedAt, 25).await;
-    assert!(matches!(
-        idempotency::claim(db, user, "batch", "hash-3")
-            .await
-            .unwrap(),
-        Claim::Fresh
-    ));
+    let Claim::Fresh { claimed_at: third } = idempotency::claim(db, user, "batch", "hash-3")
+        .await
+        .unwrap()
+    else {
+        panic!("an expired key is free");
+    };
     let row = idempotency_key::Entity::find_by_id((user, "batch".to_owned()))
         .one(db)
         .await
@@ -1156,24 +1172,22 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
         Claim::InProgress
     ));
     age("batch", idempotency_key::Column::UpdatedAt, 1).await;
-    assert!(matches!(
-        idempotency::claim(db, user, "batch", "hash-4")
-            .await
-            .unwrap(),
-        Claim::Fresh
-    ));
+    let Claim::Fresh { claimed_at: fourth } = idempotency::claim(db, user, "batch", "hash-4")
+        .await
+        .unwrap()
+    else {
+        panic!("an abandoned key is free");
+    };
     // The first request, finishing late, does not store its answer under
     // the key the second one holds now.
     let late = Completion {
-        request_hash: "hash-3".into(),
+        claim: request("hash-3", third),
         body: Deflated::new(b"late"),
         ..done.clone()
     };
     idempotency::complete(db, &late).await.unwrap();
     // Nor does its release free it.
-    idempotency::release(db, user, "batch", "hash-3")
-        .await
-        .unwrap();
+    idempotency::release(db, &late.claim).await.unwrap();
     assert!(matches!(
         idempotency::claim(db, user, "batch", "hash-4")
             .await
@@ -1182,15 +1196,55 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     ));
 
     // A server error releases the key: the retry runs again.
-    idempotency::release(db, user, "batch", "hash-4")
+    idempotency::release(db, &request("hash-4", fourth))
         .await
         .unwrap();
+    let Claim::Fresh { claimed_at: fifth } = idempotency::claim(db, user, "batch", "hash-5")
+        .await
+        .unwrap()
+    else {
+        panic!("a released key is free");
+    };
+
+    // A retry of the same request that takes the key over once it counts
+    // as abandoned holds it alone: the first claim, finishing late, neither
+    // stores its answer nor frees the key.
+    age("batch", idempotency_key::Column::UpdatedAt, 1).await;
+    let Claim::Fresh {
+        claimed_at: retried,
+    } = idempotency::claim(db, user, "batch", "hash-5")
+        .await
+        .unwrap()
+    else {
+        panic!("an abandoned key is free for the same request too");
+    };
+    assert_ne!(retried, fifth);
+    let first = Completion {
+        claim: request("hash-5", fifth),
+        body: Deflated::new(b"first"),
+        ..done.clone()
+    };
+    idempotency::complete(db, &first).await.unwrap();
+    idempotency::release(db, &first.claim).await.unwrap();
     assert!(matches!(
         idempotency::claim(db, user, "batch", "hash-5")
             .await
             .unwrap(),
-        Claim::Fresh
+        Claim::InProgress
     ));
+    let second = Completion {
+        claim: request("hash-5", retried),
+        body: Deflated::new(b"second"),
+        ..done.clone()
+    };
+    idempotency::complete(db, &second).await.unwrap();
+    match idempotency::claim(db, user, "batch", "hash-5")
+        .await
+        .unwrap()
+    {
+        Claim::Replay { body, .. } => assert_eq!(body, b"second"),
+        other => panic!("expected a replay, got {other:?}"),
+    }
 
     // A response stored as text, before responses were stored deflated,
     // still replays until it expires.

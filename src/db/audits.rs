@@ -364,12 +364,13 @@ async fn update_answers_in_one_statement(
         None => concat!(update!(), " SELECT id, false AS stored FROM updated"),
         Some(done) => {
             values.extend([
-                done.user.into(),
-                done.key.clone().into(),
-                done.request_hash.clone().into(),
+                done.claim.user.into(),
+                done.claim.key.clone().into(),
+                done.claim.request_hash.clone().into(),
                 i32::from(done.status).into(),
                 done.headers.clone().into(),
                 done.deflated().to_vec().into(),
+                done.claim.claimed_at.into(),
             ]);
             // The key's row is updated only if the audit was: `FROM updated`.
             concat!(
@@ -378,7 +379,7 @@ async fn update_answers_in_one_statement(
                    UPDATE idempotency_keys SET status_code = $15, response_headers = $16, \
                      response_deflated = $17, updated_at = $1 FROM updated \
                    WHERE user_id = $12 AND key = $13 AND request_hash = $14 \
-                     AND status_code IS NULL \
+                     AND created_at = $18 AND status_code IS NULL \
                    RETURNING 1) \
                  SELECT id, EXISTS (SELECT 1 FROM stored) AS stored FROM updated"
             )

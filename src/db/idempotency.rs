@@ -34,7 +34,9 @@ const ABANDONED_AFTER_SECS: i64 = 300;
 #[derive(Debug)]
 pub enum Claim {
     /// First use: handle the request, then [`complete`] or [`release`].
-    Fresh,
+    /// `claimed_at` tells this claim from a later one of the same request
+    /// that takes the key over once this one counts as abandoned.
+    Fresh { claimed_at: DateTime<Utc> },
     /// A retry of a finished request: replay this.
     Replay {
         status: u16,
@@ -77,7 +79,7 @@ pub async fn claim(
         .await
         .map_err(DbError::from)
     {
-        Ok(_) => return Ok(Claim::Fresh),
+        Ok(_) => return Ok(Claim::Fresh { claimed_at: ts }),
         Err(DbError::Conflict(_)) => {}
         Err(other) => return Err(other),
     }
@@ -121,7 +123,7 @@ pub async fn claim(
         .exec(db)
         .await?;
     Ok(if taken.rows_affected == 1 {
-        Claim::Fresh
+        Claim::Fresh { claimed_at: ts }
     } else {
         Claim::InProgress
     })
@@ -212,16 +214,24 @@ fn inflate(stored: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
+/// A key as one request claimed it.
+#[derive(Debug, Clone)]
+pub struct KeyClaim {
+    pub user: Uuid,
+    pub key: String,
+    /// The hash of the request that claimed the key.
+    pub request_hash: String,
+    /// When it claimed it (see [`Claim::Fresh`]).
+    pub claimed_at: DateTime<Utc>,
+}
+
 /// A claimed key and the response to store for it: by [`complete`] after
 /// the request, or by the write that makes the request's effect, in the
 /// same transaction (see [`super::audits::write_answers`]), so that a
 /// retry finds both or neither.
 #[derive(Debug, Clone)]
 pub struct Completion {
-    pub user: Uuid,
-    pub key: String,
-    /// The hash of the request that claimed the key.
-    pub request_hash: String,
+    pub claim: KeyClaim,
     pub status: u16,
     /// The kept headers, as a JSON object.
     pub headers: String,
@@ -238,8 +248,8 @@ impl Completion {
     /// meanwhile (see [`claim`]).
     pub(super) fn warn_not_stored(&self) {
         tracing::warn!(
-            user = %self.user,
-            key = self.key,
+            user = %self.claim.user,
+            key = self.claim.key,
             "a response was not stored for replay: its Idempotency-Key was taken over meanwhile"
         );
     }
@@ -270,9 +280,10 @@ pub async fn complete(db: &DatabaseConnection, done: &Completion) -> Result<(), 
                 Expr::value(done.deflated().to_vec()),
             )
             .col_expr(idempotency_key::Column::UpdatedAt, Expr::value(now()))
-            .filter(idempotency_key::Column::UserId.eq(done.user))
-            .filter(idempotency_key::Column::Key.eq(&done.key))
-            .filter(idempotency_key::Column::RequestHash.eq(&done.request_hash))
+            .filter(idempotency_key::Column::UserId.eq(done.claim.user))
+            .filter(idempotency_key::Column::Key.eq(&done.claim.key))
+            .filter(idempotency_key::Column::RequestHash.eq(&done.claim.request_hash))
+            .filter(idempotency_key::Column::CreatedAt.eq(done.claim.claimed_at))
             .filter(idempotency_key::Column::StatusCode.is_null());
         update.exec(db).await?.rows_affected == 1
     };
@@ -282,26 +293,22 @@ pub async fn complete(db: &DatabaseConnection, done: &Completion) -> Result<(), 
     Ok(())
 }
 
-/// Frees a key claimed by the request with `request_hash` that did not
-/// finish: it failed on the server side, or its client hung up before its
-/// effect was written; a retry then runs it again. A key whose response is
-/// stored, or that another request has taken over, is left as it is.
+/// Frees the key of `claim` if its request did not finish: it failed on the server side,
+/// or its client hung up before its effect was written; a retry then runs
+/// it again. A key whose response is stored, or that another claim has
+/// taken over (a later one of the same request too), is left as it is.
 ///
 /// # Errors
 /// Database failure.
-pub async fn release(
-    db: &DatabaseConnection,
-    user: Uuid,
-    key: &str,
-    request_hash: &str,
-) -> Result<(), DbError> {
+pub async fn release(db: &DatabaseConnection, claim: &KeyClaim) -> Result<(), DbError> {
     if let Some(embedded) = super::embedded::of(db) {
-        return embedded.release_key(user, key, request_hash).await;
+        return embedded.release_key(claim.clone()).await;
     }
     idempotency_key::Entity::delete_many()
-        .filter(idempotency_key::Column::UserId.eq(user))
-        .filter(idempotency_key::Column::Key.eq(key))
-        .filter(idempotency_key::Column::RequestHash.eq(request_hash))
+        .filter(idempotency_key::Column::UserId.eq(claim.user))
+        .filter(idempotency_key::Column::Key.eq(&claim.key))
+        .filter(idempotency_key::Column::RequestHash.eq(&claim.request_hash))
+        .filter(idempotency_key::Column::CreatedAt.eq(claim.claimed_at))
         .filter(idempotency_key::Column::StatusCode.is_null())
         .exec(db)
         .await?;

@@ -26,12 +26,11 @@ use axum::response::{IntoResponse, Response};
 use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
-use uuid::Uuid;
 
 use super::AppState;
 use super::encoding::Accepted;
 use super::error::ApiError;
-use crate::db::idempotency::{self, Claim, Completion, Deflated};
+use crate::db::idempotency::{self, Claim, Completion, Deflated, KeyClaim};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -95,8 +94,8 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         })?;
     let hash = request_hash(&parts.method, &parts.uri, &parts.headers, &bytes);
 
-    match idempotency::claim(&state.db, user.user_id, &key, &hash).await? {
-        Claim::Fresh => {}
+    let claimed_at = match idempotency::claim(&state.db, user.user_id, &key, &hash).await? {
+        Claim::Fresh { claimed_at } => claimed_at,
         Claim::Replay {
             status,
             headers,
@@ -117,13 +116,16 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
             )
             .retry_after(1));
         }
-    }
+    };
 
     let claimed = Arc::new(Claimed {
         db: state.db.clone(),
-        user: user.user_id,
-        key,
-        hash,
+        claim: KeyClaim {
+            user: user.user_id,
+            key,
+            request_hash: hash,
+            claimed_at,
+        },
         taken: AtomicBool::new(false),
     });
     let mut pending = Pending(Some(Arc::clone(&claimed)));
@@ -226,9 +228,7 @@ struct Stored(Deflated);
 /// A key a request has claimed.
 struct Claimed {
     db: DatabaseConnection,
-    user: Uuid,
-    key: String,
-    hash: String,
+    claim: KeyClaim,
     /// The handler stores the response in its own write, which is skipped
     /// if the request is gone before it runs: the key is freed then.
     taken: AtomicBool,
@@ -238,9 +238,7 @@ impl Claimed {
     /// What to store for the response made of `parts` and `body`.
     fn completion(&self, parts: &axum::http::response::Parts, body: &[u8]) -> Completion {
         Completion {
-            user: self.user,
-            key: self.key.clone(),
-            request_hash: self.hash.clone(),
+            claim: self.claim.clone(),
             status: parts.status.as_u16(),
             headers: kept_headers(&parts.headers),
             body: Deflated::new(body),
@@ -248,7 +246,7 @@ impl Claimed {
     }
 
     async fn release(&self) -> Result<(), ApiError> {
-        idempotency::release(&self.db, self.user, &self.key, &self.hash).await?;
+        idempotency::release(&self.db, &self.claim).await?;
         Ok(())
     }
 }
@@ -280,8 +278,8 @@ impl Drop for Pending {
         runtime.spawn(async move {
             if let Err(err) = claimed.release().await {
                 tracing::warn!(
-                    user = %claimed.user,
-                    key = claimed.key,
+                    user = %claimed.claim.user,
+                    key = claimed.claim.key,
                     "the Idempotency-Key of a request whose client hung up was not freed: {err:?}"
                 );
             }

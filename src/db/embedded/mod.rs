@@ -240,7 +240,7 @@ impl Embedded {
                 )?
                 .execute(params![user.as_bytes(), key, request_hash, ts])?;
             if inserted == 1 {
-                return Ok(Claim::Fresh);
+                return Ok(Claim::Fresh { claimed_at: now });
             }
             let existing = conn
                 .prepare_cached(concat!(
@@ -258,7 +258,7 @@ impl Embedded {
                  created_at = ?4, updated_at = ?4 WHERE user_id = ?1 AND \"key\" = ?2",
             )?
             .execute(params![user.as_bytes(), key, request_hash, ts])?;
-            Ok(Claim::Fresh)
+            Ok(Claim::Fresh { claimed_at: now })
         })
         .await
     }
@@ -277,24 +277,26 @@ impl Embedded {
             .await
     }
 
-    /// [`idempotency::release`]: frees a key its request claimed and did
-    /// not finish.
+    /// [`idempotency::release`]: frees a key if the claim `claim` describes
+    /// still holds it unfinished.
     ///
     /// # Errors
     /// Database failure.
     pub(super) async fn release_key(
         self: &Arc<Self>,
-        user: Uuid,
-        key: &str,
-        request_hash: &str,
+        claim: idempotency::KeyClaim,
     ) -> Result<(), DbError> {
-        let (key, request_hash) = (key.to_owned(), request_hash.to_owned());
         self.write(Gone::Run, move |conn| {
             conn.prepare_cached(
                 "DELETE FROM idempotency_keys WHERE user_id = ?1 AND \"key\" = ?2 \
-                 AND request_hash = ?3 AND status_code IS NULL",
+                 AND request_hash = ?3 AND created_at = ?4 AND status_code IS NULL",
             )?
-            .execute(params![user.as_bytes(), key, request_hash])?;
+            .execute(params![
+                claim.user.as_bytes(),
+                claim.key,
+                claim.request_hash,
+                timestamp(claim.claimed_at)
+            ])?;
             Ok(())
         })
         .await
@@ -671,16 +673,18 @@ fn store_response(conn: &Connection, done: &idempotency::Completion) -> rusqlite
         .prepare_cached(
             "UPDATE idempotency_keys SET status_code = ?4, response_headers = ?5, \
              response_deflated = ?6, updated_at = ?7 WHERE user_id = ?1 \
-             AND \"key\" = ?2 AND request_hash = ?3 AND status_code IS NULL",
+             AND \"key\" = ?2 AND request_hash = ?3 AND created_at = ?8 \
+             AND status_code IS NULL",
         )?
         .execute(params![
-            done.user.as_bytes(),
-            done.key,
-            done.request_hash,
+            done.claim.user.as_bytes(),
+            done.claim.key,
+            done.claim.request_hash,
             done.status,
             done.headers,
             &done.deflated()[..],
-            timestamp(super::now())
+            timestamp(super::now()),
+            timestamp(done.claim.claimed_at)
         ])?;
     Ok(stored == 1)
 }
