@@ -325,6 +325,18 @@ run_wrk() { # $1: label ("" = warm-up, not recorded), $2: seconds, $3: threads, 
   fi
 }
 
+patch_run() { # $1: workload, $2: what is measured (logged), then NAME=value settings for patch.lua
+  local workload="$1" what="$2"
+  shift 2
+  wanted "$workload" || return 0
+  log "$label: $what"
+  refresh_versions
+  (
+    export DOSTUP_LOAD_WORKLOAD="$workload" "$@"
+    run_wrk "$label" "$duration" "$connections" patch.lua
+  )
+}
+
 bench() { # $1: sqlite | postgres
   local label="$1" url=""
   if [[ "$label" == postgres ]]; then
@@ -344,53 +356,28 @@ bench() { # $1: sqlite | postgres
     run_wrk "" "$warmup" "$connections" patch.lua
   fi
 
-  if wanted patch; then
-    log "$label: PATCH answers, $connections connections, ${duration} s"
-    refresh_versions
-    run_wrk "$label" "$duration" "$connections" patch.lua
-  fi
+  patch_run patch "PATCH answers, $connections connections, ${duration} s"
 
   # The same batches with `Prefer: return=minimal`: the answer carries the
   # new version and the evaluation's summary instead of the whole audit.
-  if wanted patch-minimal; then
-    log "$label: PATCH answers with Prefer: return=minimal"
-    refresh_versions
-    export DOSTUP_LOAD_PREFER="return=minimal" DOSTUP_LOAD_WORKLOAD="patch-minimal"
-    run_wrk "$label" "$duration" "$connections" patch.lua
-    unset DOSTUP_LOAD_PREFER DOSTUP_LOAD_WORKLOAD
-  fi
+  patch_run patch-minimal "PATCH answers with Prefer: return=minimal" \
+    DOSTUP_LOAD_PREFER=return=minimal
 
   # The full answer again, each request with its own Idempotency-Key: the
   # service then also claims the key and stores the answer for replay.
-  if wanted patch-keyed; then
-    log "$label: PATCH answers with an Idempotency-Key on every request"
-    refresh_versions
-    export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-keyed"
-    run_wrk "$label" "$duration" "$connections" patch.lua
-    unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD
-  fi
+  patch_run patch-keyed "PATCH answers with an Idempotency-Key on every request" \
+    DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)"
 
   # What a phone sends: a key on every request, and Accept-Encoding, which
   # the platforms' HTTP clients add by themselves (Android's: gzip).
-  if wanted patch-phone; then
-    log "$label: PATCH answers as a phone sends them: Idempotency-Key and Accept-Encoding: gzip"
-    refresh_versions
-    export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-phone" \
-      DOSTUP_LOAD_ACCEPT_ENCODING="gzip"
-    run_wrk "$label" "$duration" "$connections" patch.lua
-    unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD DOSTUP_LOAD_ACCEPT_ENCODING
-  fi
+  patch_run patch-phone "PATCH answers as a phone sends them: Idempotency-Key and Accept-Encoding: gzip" \
+    DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_ACCEPT_ENCODING=gzip
 
   # A phone that asks for the short answer: the version and the verdict after
   # each batch, the whole audit only when it shows it (a conditional GET).
-  if wanted patch-phone-minimal; then
-    log "$label: PATCH answers as a phone asking for the short answer: Idempotency-Key, gzip, Prefer: return=minimal"
-    refresh_versions
-    export DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_WORKLOAD="patch-phone-minimal" \
-      DOSTUP_LOAD_ACCEPT_ENCODING="gzip" DOSTUP_LOAD_PREFER="return=minimal"
-    run_wrk "$label" "$duration" "$connections" patch.lua
-    unset DOSTUP_LOAD_KEY_PREFIX DOSTUP_LOAD_WORKLOAD DOSTUP_LOAD_ACCEPT_ENCODING DOSTUP_LOAD_PREFER
-  fi
+  patch_run patch-phone-minimal "PATCH answers as a phone asking for the short answer: Idempotency-Key, gzip, Prefer: return=minimal" \
+    DOSTUP_LOAD_KEY_PREFIX="load-$(date +%s%N)" DOSTUP_LOAD_ACCEPT_ENCODING=gzip \
+    DOSTUP_LOAD_PREFER=return=minimal
 
   if wanted checklist-304; then
     local first path etag status
