@@ -293,10 +293,11 @@ pub async fn complete(db: &DatabaseConnection, done: &Completion) -> Result<(), 
     Ok(())
 }
 
-/// Frees the key of `claim` if its request did not finish: it failed on the server side,
-/// or its client hung up before its effect was written; a retry then runs
-/// it again. A key whose response is stored, or that another claim has
-/// taken over (a later one of the same request too), is left as it is.
+/// Frees the key of `claim` if its request did not finish: it failed on
+/// the server side, or its client hung up before its effect was written; a
+/// retry then runs it again. A key whose response is stored, or that
+/// another claim has taken over (a later one of the same request too), is
+/// left as it is.
 ///
 /// # Errors
 /// Database failure.
