@@ -128,33 +128,27 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         },
         taken: AtomicBool::new(false),
     });
-    let mut pending = Pending(Some(Arc::clone(&claimed)));
+    let pending = Pending(Some(Arc::clone(&claimed)));
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(Keyed(Arc::clone(&claimed)));
     let response = next.run(request).await;
     let (mut parts, body) = response.into_parts();
     let stored = parts.extensions.remove::<Stored>();
-    let finished = match to_bytes(body, MAX_STORED_RESPONSE).await {
-        Ok(bytes) if stored.is_none() && parts.status.is_server_error() => {
-            claimed.release().await?;
-            pending.finished();
-            return Ok(Response::from_parts(parts, Body::from(bytes)));
-        }
-        Ok(bytes) => Ok(bytes),
-        Err(err) => Err(err),
-    };
-    let bytes = match finished {
+    let bytes = match to_bytes(body, MAX_STORED_RESPONSE).await {
         Ok(bytes) => bytes,
         Err(err) => {
             // The handler's write may have stored the response already; a
             // release leaves a stored response as it is.
-            claimed.release().await?;
-            pending.finished();
+            pending.release().await?;
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "response not buffered: {err}"
             )));
         }
     };
+    if stored.is_none() && parts.status.is_server_error() {
+        pending.release().await?;
+        return Ok(Response::from_parts(parts, Body::from(bytes)));
+    }
     let deflated = match stored {
         Some(Stored(deflated)) => deflated,
         None => {
@@ -163,7 +157,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
             done.body
         }
     };
-    pending.finished();
+    pending.finish();
     let mut response = Response::from_parts(parts, Body::from(bytes.clone()));
     // What the compression layer would compress, by its own rule; it leaves
     // an answer that already has a coding alone.
@@ -259,8 +253,17 @@ impl Claimed {
 struct Pending(Option<Arc<Claimed>>);
 
 impl Pending {
-    fn finished(&mut self) {
+    /// The request is answered and its response stored.
+    fn finish(mut self) {
         self.0 = None;
+    }
+
+    /// Frees the key now: the request failed on the server side.
+    async fn release(mut self) -> Result<(), ApiError> {
+        match self.0.take() {
+            Some(claimed) => claimed.release().await,
+            None => Ok(()),
+        }
     }
 }
 
