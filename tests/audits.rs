@@ -37,6 +37,15 @@ fn patch(
     request
 }
 
+/// The demo volunteer's token and a new audit of theirs on the demo school.
+async fn volunteer_audit(app: &TestApp) -> (String, String) {
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "школа").await;
+    let id = Uuid::new_v4().to_string();
+    call(put_audit(app, &token, &id, &json!({"site_id": site}))).await;
+    (token, id)
+}
+
 async fn sync(app: &TestApp, token: &str, cursor: Option<&str>) -> Value {
     let mut request = app.get("/api/v1/sync").bearer_auth(token);
     if let Some(c) = cursor {
@@ -1053,6 +1062,119 @@ async fn a_key_taken_over_by_its_handler_is_freed_when_the_client_hangs_up() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
+/// A write the database breaks off (a restart, a failover, a killed
+/// session) answers `database-unavailable`, 503 with `Retry-After`, not a
+/// 500, and frees its `Idempotency-Key`: the phone's retry with the same
+/// key writes the batch, once.
+#[tokio::test]
+async fn a_write_the_database_breaks_off_answers_503_and_its_retry_writes_once() {
+    use sea_orm::TransactionTrait;
+
+    let app = TestApp::spawn_demo().await;
+    if !app.db.is_postgres() {
+        // The embedded database is a file in the process: there is no
+        // connection to lose.
+        return;
+    }
+    let (token, id) = volunteer_audit(&app).await;
+    let batch = || {
+        patch(
+            &app,
+            &token,
+            &id,
+            Some("\"1\""),
+            json!({"territory.parking_total": 7}),
+        )
+        .header("idempotency-key", "restart-1")
+    };
+
+    // Another session holds the audit's row, so the write waits for it,
+    // and is then ended as a restart would end it.
+    let holder = sea_orm::Database::connect(&app.db.url).await.unwrap();
+    let lock = holder.begin().await.unwrap();
+    lock.execute_unprepared(&format!(
+        "SELECT 1 FROM audits WHERE id = '{id}' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+    let first = tokio::spawn(batch().send());
+    let mut ended = 0;
+    for _ in 0..200 {
+        ended = app.db.end_waiting_sessions().await;
+        if ended > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(ended, 1, "the write waited for the row");
+    let response = first.await.unwrap().unwrap();
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_problem(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database-unavailable",
+    )
+    .await;
+    lock.rollback().await.unwrap();
+
+    let (status, headers, body) = call(batch()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(headers.get("idempotent-replayed").is_none());
+    assert_eq!(body["version"], 2, "{body}");
+    assert_eq!(body["answers"]["territory.parking_total"], 7, "{body}");
+    let (status, headers, replay) = call(batch()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(replay, body);
+}
+
+/// A database restart cuts every pooled connection. The service does not
+/// test a connection in steady use before each query, so a request may
+/// meet a cut one and answer 503 (the background sealer may meet it
+/// first); from then on the pool tests each connection before use, so at
+/// most that one request fails, not one per pooled connection.
+#[tokio::test]
+async fn after_a_database_restart_at_most_one_request_fails() {
+    let app = TestApp::spawn_demo().await;
+    if !app.db.is_postgres() {
+        return; // no connection to lose
+    }
+    let (token, id) = volunteer_audit(&app).await;
+    let read = || app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token);
+    // Several connections in the pool, as under load.
+    let statuses = futures_statuses((0..8).map(|_| {
+        let request = read();
+        async move { request.send().await.unwrap().status() }
+    }))
+    .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+
+    assert!(
+        app.db.end_all_sessions().await >= 2,
+        "the pool had connections"
+    );
+    let first = read().send().await.unwrap();
+    if first.status() == StatusCode::SERVICE_UNAVAILABLE {
+        assert_eq!(first.headers()["retry-after"], "1");
+        assert_problem(
+            first,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database-unavailable",
+        )
+        .await;
+    } else {
+        assert_eq!(first.status(), StatusCode::OK);
+    }
+    for _ in 0..5 {
+        let (status, _, body) = call(read()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], id.as_str());
+    }
+}
+
 /// The life of one key as the service sees it, on whichever path the
 /// database takes: claimed once among concurrent requests, replayed once
 /// complete, refused for another request, and free again after a server
@@ -1671,10 +1793,7 @@ async fn a_copy_does_not_pass_for_a_version_number_made_twice() {
         // under a running service is not a case it meets.
         return;
     }
-    let token = app.token("volunteer@demo.local").await;
-    let site = app.demo_site(&token, "школа").await;
-    let id = Uuid::new_v4().to_string();
-    call(put_audit(&app, &token, &id, &json!({"site_id": site}))).await;
+    let (token, id) = volunteer_audit(&app).await;
     let first = json!({"territory.parking_total": 3});
     let (status, _, body) = call(patch(&app, &token, &id, Some("\"1\""), first)).await;
     assert_eq!(status, StatusCode::OK, "{body}");

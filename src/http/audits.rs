@@ -212,7 +212,7 @@ async fn pin_methodology(
     let release = catalogs
         .release_with(&wanted.id, &wanted.version)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(ApiError::from)?
         .ok_or_else(|| {
             ApiError::invalid_field(
                 "methodology",
@@ -226,7 +226,7 @@ async fn pin_methodology(
     let catalog = catalogs
         .for_release(&release)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(ApiError::from)?;
     let scoring = catalog
         .methodology(&wanted.id)
         .is_some_and(|m| m.kind_name() != "passport");
@@ -343,7 +343,8 @@ pub struct AnswersPatch {
               (status = 409, description = "`audit-not-editable` with `audit_status`", body = Problem),
               (status = 412, description = "`version-mismatch` with `current_version`", body = Problem),
               (status = 422, description = "`validation-failed`; per item: `unknown-item`, `wrong-type`, `out-of-range`, `not-an-integer`, `unknown-option`, `duplicate-option`, `unknown-unit`, `unit-mismatch`, `too-long`, `not-answerable`", body = Problem),
-              (status = 428, description = "`precondition-required`", body = Problem)))]
+              (status = 428, description = "`precondition-required`", body = Problem),
+              (status = 503, description = "`database-unavailable`, with Retry-After: retry with the same `Idempotency-Key`", body = Problem)))]
 async fn patch_answers(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -374,7 +375,8 @@ async fn patch_answers(
             .await
         {
             Ok(Some(response)) => return Ok(response),
-            Err(err @ ApiError::Internal(_)) => return Err(err),
+            // The service or the database failed: the answer is that.
+            Err(err) if err.status().is_server_error() => return Err(err),
             // Refused, or the write found the audit changed: the stored
             // audit decides how, as it would without a copy.
             Ok(None) | Err(_) => state.recent_audits.forget(id, batch.expected),
@@ -735,7 +737,7 @@ pub(super) async fn pinned_catalog(
         .catalogs
         .for_release(&audit.release_hash)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))
+        .map_err(ApiError::from)
 }
 
 /// Answers with the audit as clients see it, evaluated against its pinned release, and its

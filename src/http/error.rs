@@ -99,6 +99,15 @@ impl ApiError {
         }
     }
 
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Problem { status, .. } => *status,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// Adds `Retry-After: secs`.
     #[must_use]
     pub fn retry_after(mut self, secs: u64) -> Self {
@@ -259,6 +268,15 @@ impl IntoResponse for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "the database is unavailable");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                "the database cannot be reached at the moment; try again",
+            )
+            .retry_after(1);
+        }
         match err {
             DbError::Conflict(_) => {
                 Self::conflict("conflict", "a record with the same unique value exists")
@@ -270,6 +288,15 @@ impl From<DbError> for ApiError {
             ),
             DbError::Other(e) => Self::Internal(anyhow::Error::new(e).context("database")),
             DbError::Sqlite(e) => Self::Internal(anyhow::Error::new(e).context("database")),
+        }
+    }
+}
+
+impl From<crate::catalogs::CatalogError> for ApiError {
+    fn from(err: crate::catalogs::CatalogError) -> Self {
+        match err {
+            crate::catalogs::CatalogError::Db(db) => db.into(),
+            other => Self::Internal(other.into()),
         }
     }
 }

@@ -75,7 +75,9 @@ pub struct AppState {
     info(
         title = "Dostup API",
         description = "Field accessibility audits: directory, checklists, audits, evidence, review and rating. \
-Errors are RFC 9457 problem documents with a stable `code`.",
+Errors are RFC 9457 problem documents with a stable `code`. \
+A request answers 503 `database-unavailable` with `Retry-After` when the database cannot be reached \
+or cuts its query off (a restart, a failover): retry it as it was, a write with its `Idempotency-Key`.",
         license(name = "AGPL-3.0-or-later")
     ),
     modifiers(&BearerAuth),

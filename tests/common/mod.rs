@@ -62,6 +62,37 @@ impl TestDatabase {
     pub fn is_postgres(&self) -> bool {
         self.admin_url.is_some()
     }
+
+    /// PostgreSQL only: ends the sessions on this database that wait for a
+    /// lock, as a server restart or a failover ends a query under way;
+    /// returns how many it ended.
+    pub async fn end_waiting_sessions(&self) -> usize {
+        self.end_sessions("wait_event_type = 'Lock'").await
+    }
+
+    /// PostgreSQL only: ends every session on this database, as a server
+    /// restart does; returns how many it ended.
+    pub async fn end_all_sessions(&self) -> usize {
+        self.end_sessions("true").await
+    }
+
+    async fn end_sessions(&self, which: &str) -> usize {
+        let admin_url = self.admin_url.as_deref().expect("a PostgreSQL test");
+        let admin = Database::connect(admin_url).await.expect("admin connects");
+        let ended = admin
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{}' AND pid <> pg_backend_pid() AND {which}",
+                    self.name
+                ),
+            ))
+            .await
+            .expect("sessions ended");
+        admin.close().await.ok();
+        ended.len()
+    }
 }
 
 impl Drop for TestDatabase {
