@@ -316,7 +316,9 @@ async fn compute(
                 ApiError::invalid_field("methodology", "not-a-scoring-methodology", e.to_string())
             }
             GatherError::Db(db) => db.into(),
-            GatherError::Catalog(msg) => ApiError::Internal(anyhow::anyhow!(msg)),
+            // A stored release that no longer loads is 500; the database
+            // failing to read it is 503, as everywhere.
+            GatherError::Catalog(err) => err.into(),
         })
 }
 

@@ -96,7 +96,7 @@ pub enum GatherError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("checklist release: {0}")]
-    Catalog(String),
+    Catalog(#[source] crate::catalogs::CatalogError),
 }
 
 /// Computes the rating `q` asks for from what is stored now.
@@ -165,7 +165,7 @@ pub async fn gather(
                     let c = catalogs
                         .for_release(&a.release_hash)
                         .await
-                        .map_err(|e| GatherError::Catalog(e.to_string()))?;
+                        .map_err(GatherError::Catalog)?;
                     releases.insert(a.release_hash.clone(), Arc::clone(&c));
                     c
                 }
