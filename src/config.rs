@@ -61,6 +61,7 @@ pub struct FileConfig {
     pub upload_expiry_secs: Option<u64>,
     pub blob_grace_secs: Option<u64>,
     pub audit_cache_entries: Option<usize>,
+    pub database_ping: Option<String>,
 }
 
 impl FileConfig {
@@ -109,6 +110,7 @@ pub struct Overrides {
     pub upload_expiry_secs: Option<u64>,
     pub blob_grace_secs: Option<u64>,
     pub audit_cache_entries: Option<usize>,
+    pub database_ping: Option<String>,
 }
 
 /// Where photos are stored.
@@ -149,6 +151,8 @@ pub struct Settings {
     /// Audits whose last written state each process keeps in memory, so a
     /// batch of answers to one of them needs no read first; 0 keeps none.
     pub audit_cache_entries: usize,
+    /// When a pooled database connection is tested before use.
+    pub database_ping: crate::db::DatabasePing,
 }
 
 impl fmt::Debug for Settings {
@@ -165,6 +169,7 @@ impl fmt::Debug for Settings {
             .field("login_attempts_per_minute", &self.login_attempts_per_minute)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("audit_cache_entries", &self.audit_cache_entries)
+            .field("database_ping", &self.database_ping)
             .field(
                 "token_secret",
                 &self.token_secret.as_ref().map(|_| "<redacted>"),
@@ -281,7 +286,23 @@ impl Settings {
                 .or(file.blob_grace_secs)
                 .unwrap_or(3600),
         )?;
+        let database_ping = match over
+            .database_ping
+            .or(file.database_ping)
+            .as_deref()
+            .unwrap_or("always")
+        {
+            "always" => crate::db::DatabasePing::Always,
+            "when-in-doubt" => crate::db::DatabasePing::WhenInDoubt,
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "database_ping",
+                    message: format!("`{other}`: expected `always` or `when-in-doubt`"),
+                });
+            }
+        };
         Ok(Self {
+            database_ping,
             storage,
             photo_max_bytes,
             photo_max_distance_m,
@@ -352,6 +373,7 @@ fn unreachable_defaults() -> Settings {
         upload_expiry: Duration::from_secs(24 * 3600),
         blob_grace: Duration::from_secs(3600),
         audit_cache_entries: DEFAULT_AUDIT_CACHE_ENTRIES,
+        database_ping: crate::db::DatabasePing::Always,
     }
 }
 
@@ -397,6 +419,22 @@ mod tests {
         assert_eq!(settings.bind.port(), 9000);
         assert_eq!(settings.body_limit_bytes, 20);
         assert!(settings.is_sqlite());
+    }
+
+    #[test]
+    fn database_ping_is_always_unless_asked_and_a_typo_is_named() {
+        let settings = Settings::resolve(FileConfig::default(), Overrides::default()).expect("ok");
+        assert_eq!(settings.database_ping, crate::db::DatabasePing::Always);
+        let file: FileConfig = toml::from_str("database_ping = \"when-in-doubt\"").expect("toml");
+        let settings = Settings::resolve(file, Overrides::default()).expect("resolves");
+        assert_eq!(settings.database_ping, crate::db::DatabasePing::WhenInDoubt);
+        let over = Overrides {
+            database_ping: Some("sometimes".into()),
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(FileConfig::default(), over).expect_err("rejected");
+        assert!(err.to_string().starts_with("database_ping:"), "{err}");
+        assert!(err.to_string().contains("when-in-doubt"), "{err}");
     }
 
     #[test]

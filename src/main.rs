@@ -52,7 +52,7 @@ struct Common {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations (or list them with --status).
     Migrate {
         /// Only list applied and pending migrations.
@@ -143,6 +143,9 @@ struct ServeArgs {
     /// Audits whose last written state is kept in memory, so the next batch of answers needs no read first; 0 keeps none [default: 4096].
     #[arg(long, env = "DOSTUP_AUDIT_CACHE_ENTRIES")]
     audit_cache_entries: Option<usize>,
+    /// When a pooled PostgreSQL connection is tested before use: `always`, or `when-in-doubt` (idle for 10 s, or just after a failure; saves a round trip per query, but a connection lost without a reset holds its query until the system gives up) [default: always].
+    #[arg(long, env = "DOSTUP_DATABASE_PING")]
+    database_ping: Option<String>,
     /// Take the client address from X-Forwarded-For (only behind a proxy you run).
     #[arg(long, env = "DOSTUP_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: Option<bool>,
@@ -253,7 +256,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("dostup {}", dostup::VERSION);
             Ok(())
         }
-        Command::Serve(args) => serve(&cli.common, args).await,
+        Command::Serve(args) => serve(&cli.common, *args).await,
         Command::Checklist(ChecklistCommand::Lint { dir }) => {
             let dir = match dir {
                 Some(dir) => dir,
@@ -423,6 +426,7 @@ async fn serve(common: &Common, args: ServeArgs) -> anyhow::Result<()> {
         upload_expiry_secs: args.upload_expiry_secs,
         blob_grace_secs: args.blob_grace_secs,
         audit_cache_entries: args.audit_cache_entries,
+        database_ping: args.database_ping,
         ..Overrides::default()
     };
     let settings = settings(common, over)?;

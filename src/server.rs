@@ -35,12 +35,14 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             settings.data_dir.display()
         )
     })?;
-    let conn = db::connect(&settings.database_url).await.with_context(|| {
-        format!(
-            "cannot open database {}",
-            crate::config::redact_url(&settings.database_url)
-        )
-    })?;
+    let conn = db::connect_with(&settings.database_url, settings.database_ping)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open database {}",
+                crate::config::redact_url(&settings.database_url)
+            )
+        })?;
     db::migrate(&conn).await.context("migrations failed")?;
     let catalogs = Catalogs::publish_dir(&conn, &settings.checklists_dir).await?;
     tracing::info!(release = catalogs.release(), "checklists published");

@@ -150,6 +150,30 @@ fn ping_if_in_doubt<C: sqlx::Connection>(
     })
 }
 
+/// When a pooled connection is tested with a round trip before a query
+/// uses it (`DOSTUP_DATABASE_PING`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabasePing {
+    /// Before every query: a connection the database or the network lost,
+    /// even without a word, is found and replaced within the acquire
+    /// timeout. The default.
+    Always,
+    /// Only when in doubt (see [`ping_if_in_doubt`]): saves a round trip
+    /// per query, but a connection lost without a reset (a partition, a
+    /// failover to another host) holds the query that meets it until the
+    /// operating system gives up on the connection.
+    WhenInDoubt,
+}
+
+/// Opens the database named by `url` (`sqlite://…` or `postgres://…`),
+/// testing pooled PostgreSQL connections before every query.
+///
+/// # Errors
+/// The database cannot be reached or opened.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, DatabasePing::Always).await
+}
+
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`).
 ///
 /// SQLite runs in WAL mode with a busy timeout and foreign keys on, so that
@@ -158,13 +182,12 @@ fn ping_if_in_doubt<C: sqlx::Connection>(
 ///
 /// # Errors
 /// The database cannot be reached or opened.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect_with(url: &str, ping: DatabasePing) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
         .acquire_timeout(Duration::from_secs(10))
-        .test_before_acquire(false)
-        .map_sqlx_postgres_before_acquire(ping_if_in_doubt)
+        // A local SQLite file has no connection to lose.
         .map_sqlx_sqlite_before_acquire(ping_if_in_doubt)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
@@ -174,9 +197,14 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         });
     if url.starts_with("sqlite:") {
         // One writer at a time is SQLite's model; a small pool avoids lock churn.
-        options.max_connections(8);
+        options.max_connections(8).test_before_acquire(false);
     } else {
         options.max_connections(32);
+        if ping == DatabasePing::WhenInDoubt {
+            options
+                .test_before_acquire(false)
+                .map_sqlx_postgres_before_acquire(ping_if_in_doubt);
+        }
     }
     Database::connect(options).await
 }
