@@ -38,6 +38,8 @@ Other environment:
   LOAD_PG_OPTIONS    query string for the server's database URL, e.g.
                      sslmode=disable (default none: the driver's own, which
                      asks for TLS)
+  LOAD_DATABASE_PING the server's --database-ping: always (its default) or
+                     when-in-doubt
   LOAD_RESULTS       also write the result table (TSV) to this file
   CARGO_TARGET_DIR   default $HOME/.cache/dostup-target
   RUST_LOG           server log filter (default info, the service's default)
@@ -54,6 +56,7 @@ get_threads="${LOAD_GET_THREADS:-2}"
 databases="${LOAD_DATABASES:-both}"
 pg_url="${LOAD_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 pg_options="${LOAD_PG_OPTIONS:-}"
+database_ping="${LOAD_DATABASE_PING:-}"
 only="${LOAD_ONLY:-}"
 build=1
 
@@ -107,6 +110,11 @@ case "$pg_url" in
     echo "LOAD_PG_URL must name a loopback server (127.0.0.1, localhost or [::1]) with a port" >&2
     exit 2
   fi ;;
+esac
+
+case "$database_ping" in
+  "" | always | when-in-doubt) ;;
+  *) echo "LOAD_DATABASE_PING must be always or when-in-doubt" >&2; exit 2 ;;
 esac
 
 [[ "$pg_options" =~ ^[A-Za-z0-9_.=\&-]*$ ]] || {
@@ -204,6 +212,7 @@ start_server() { # $1: label, $2: database URL or empty for the embedded default
   local args=(serve --demo --bind 127.0.0.1:0 --data-dir "$data"
     --checklists-dir "$root/checklists" --access-token-ttl-secs 7200)
   [[ -n "$url" ]] && args+=(--database-url "$url")
+  [[ -n "$database_ping" ]] && args+=(--database-ping "$database_ping")
   : >"$work/$label-server.out"
   # The server is configured by flags alone: drop any DOSTUP_* settings
   # (a DOSTUP_DATABASE_URL would otherwise replace the embedded default).
