@@ -286,21 +286,16 @@ impl Settings {
                 .or(file.blob_grace_secs)
                 .unwrap_or(3600),
         )?;
-        let database_ping = match over
+        let database_ping = over
             .database_ping
             .or(file.database_ping)
             .as_deref()
             .unwrap_or("always")
-        {
-            "always" => crate::db::DatabasePing::Always,
-            "when-in-doubt" => crate::db::DatabasePing::WhenInDoubt,
-            other => {
-                return Err(ConfigError::Invalid {
-                    name: "database_ping",
-                    message: format!("`{other}`: expected `always` or `when-in-doubt`"),
-                });
-            }
-        };
+            .parse()
+            .map_err(|message| ConfigError::Invalid {
+                name: "database_ping",
+                message,
+            })?;
         Ok(Self {
             database_ping,
             storage,

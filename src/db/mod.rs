@@ -105,21 +105,32 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 /// failover cuts them all, and each would otherwise fail one request.
 const PING_ALL_AFTER_UNAVAILABLE: Duration = Duration::from_secs(10);
 
-/// When a query last found the database unavailable: milliseconds since
-/// [`process_millis`] began counting, plus one; 0 if none has.
+/// When a query last found the database unavailable, as [`clock_millis`]
+/// read then; 0 if none has.
 static UNAVAILABLE_AT: AtomicU64 = AtomicU64::new(0);
 
-/// Milliseconds on a monotonic clock that starts at the first call.
-fn process_millis() -> u64 {
+/// Milliseconds on a monotonic clock that reads 1 at its first call, so
+/// that 0 can mean "never".
+fn clock_millis() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
-    u64::try_from(START.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
+    let elapsed = START.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(elapsed).map_or(u64::MAX, |ms| ms.saturating_add(1))
 }
 
 /// Opens the window of [`PING_ALL_AFTER_UNAVAILABLE`] if `err` says the
 /// database is unavailable.
 fn note_if_unavailable(err: &DbErr) {
     if unavailable(err) {
-        UNAVAILABLE_AT.store(process_millis().saturating_add(1), Ordering::Relaxed);
+        UNAVAILABLE_AT.store(clock_millis(), Ordering::Relaxed);
+    }
+}
+
+/// True within [`PING_ALL_AFTER_UNAVAILABLE`] after a query found the
+/// database unavailable.
+fn unavailable_lately() -> bool {
+    match UNAVAILABLE_AT.load(Ordering::Relaxed) {
+        0 => false,
+        at => Duration::from_millis(clock_millis().saturating_sub(at)) < PING_ALL_AFTER_UNAVAILABLE,
     }
 }
 
@@ -136,14 +147,9 @@ fn ping_if_in_doubt<C: sqlx::Connection>(
     conn: &mut C,
     meta: sqlx::pool::PoolConnectionMetadata,
 ) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    let in_doubt = meta.idle_for >= PING_AFTER_IDLE || unavailable_lately();
     Box::pin(async move {
-        let unavailable_at = UNAVAILABLE_AT.load(Ordering::Relaxed);
-        let lately_unavailable = unavailable_at != 0
-            && process_millis()
-                .saturating_add(1)
-                .saturating_sub(unavailable_at)
-                < u64::try_from(PING_ALL_AFTER_UNAVAILABLE.as_millis()).unwrap_or(u64::MAX);
-        if meta.idle_for >= PING_AFTER_IDLE || lately_unavailable {
+        if in_doubt {
             conn.ping().await?;
         }
         Ok(true)
@@ -163,6 +169,18 @@ pub enum DatabasePing {
     /// failover to another host) holds the query that meets it until the
     /// operating system gives up on the connection.
     WhenInDoubt,
+}
+
+impl std::str::FromStr for DatabasePing {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "always" => Ok(Self::Always),
+            "when-in-doubt" => Ok(Self::WhenInDoubt),
+            other => Err(format!("`{other}`: expected `always` or `when-in-doubt`")),
+        }
+    }
 }
 
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`),
@@ -187,8 +205,6 @@ pub async fn connect_with(url: &str, ping: DatabasePing) -> Result<DatabaseConne
     options
         .sqlx_logging(false)
         .acquire_timeout(Duration::from_secs(10))
-        // A local SQLite file has no connection to lose.
-        .map_sqlx_sqlite_before_acquire(ping_if_in_doubt)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -196,7 +212,8 @@ pub async fn connect_with(url: &str, ping: DatabasePing) -> Result<DatabaseConne
                 .foreign_keys(true)
         });
     if url.starts_with("sqlite:") {
-        // One writer at a time is SQLite's model; a small pool avoids lock churn.
+        // One writer at a time is SQLite's model; a small pool avoids lock
+        // churn. A local file has no connection to lose: none is tested.
         options.max_connections(8).test_before_acquire(false);
     } else {
         options.max_connections(32);
