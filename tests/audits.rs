@@ -807,6 +807,169 @@ async fn futures_statuses<F: std::future::Future<Output = StatusCode> + Send + '
     out
 }
 
+/// Volunteers answering different audits at the same moment: every batch
+/// lands once, on its own audit, with its own answer and version, keyed or
+/// not, and the feed has each change once, in each audit's order. On
+/// PostgreSQL writes that come in together share one statement, on SQLite
+/// one transaction.
+#[tokio::test]
+async fn simultaneous_writes_to_many_audits_each_land_once_on_their_own_audit() {
+    let app = std::sync::Arc::new(TestApp::spawn_demo().await);
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "школа").await;
+    let audits: Vec<String> = (0..12).map(|_| Uuid::new_v4().to_string()).collect();
+    for id in &audits {
+        call(put_audit(&app, &token, id, &json!({"site_id": site}))).await;
+    }
+    let cursor = sync(&app, &token, None).await["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let steps = 4_i64;
+    let value = |audit: usize, step: i64| i64::try_from(audit).unwrap() * 100 + step;
+    let writers = audits.iter().enumerate().map(|(a, id)| {
+        let (app, token, id) = (std::sync::Arc::clone(&app), token.clone(), id.clone());
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for step in 0..steps {
+                let mut request = patch(
+                    &app,
+                    &token,
+                    &id,
+                    Some(&format!("\"{}\"", step + 1)),
+                    json!({"territory.parking_total": value(a, step)}),
+                );
+                if (a + usize::try_from(step).unwrap()) % 2 == 0 {
+                    request = request.header("idempotency-key", format!("many-{a}-{step}"));
+                }
+                let (status, _, body) = call(request).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                answers.push(body);
+            }
+            answers
+        })
+    });
+    let writers: Vec<_> = writers.collect();
+    for (a, writer) in writers.into_iter().enumerate() {
+        for (step, body) in (0..steps).zip(writer.await.unwrap()) {
+            assert_eq!(body["id"], audits[a].as_str(), "{body}");
+            assert_eq!(body["version"], step + 2, "{body}");
+            assert_eq!(
+                body["answers"]["territory.parking_total"],
+                value(a, step),
+                "{body}"
+            );
+        }
+    }
+
+    // A keyed batch replays its own answer.
+    let replay = patch(
+        &app,
+        &token,
+        &audits[3],
+        Some("\"2\""),
+        json!({"territory.parking_total": value(3, 1)}),
+    )
+    .header("idempotency-key", "many-3-1");
+    let (status, headers, body) = call(replay).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(body["id"], audits[3].as_str());
+    assert_eq!(body["version"], 3);
+
+    let feed = sync(&app, &token, Some(&cursor)).await;
+    for (a, id) in audits.iter().enumerate() {
+        let (status, _, audit) =
+            call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(audit["version"], steps + 1, "{audit}");
+        assert_eq!(
+            audit["answers"]["territory.parking_total"],
+            value(a, steps - 1)
+        );
+        let versions: Vec<i64> = feed["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["type"] == "audit.updated" && c["data"]["audit_id"] == id.as_str())
+            .map(|c| c["data"]["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(versions, vec![2, 3, 4, 5], "audit {a}");
+    }
+}
+
+/// A transaction that holds one audit (a slow submission, an operator's
+/// session) holds up the answers to that audit only: a write to another
+/// audit goes through meanwhile, and the held one is written once the
+/// holder lets go.
+#[tokio::test]
+async fn an_audit_held_by_another_transaction_holds_up_only_its_own_writes() {
+    use sea_orm::TransactionTrait;
+
+    let app = TestApp::spawn_demo().await;
+    if !app.db.is_postgres() {
+        // SQLite writes one transaction at a time: nothing holds one row.
+        return;
+    }
+    let (token, held) = volunteer_audit(&app).await;
+    let free = Uuid::new_v4().to_string();
+    let site = app.demo_site(&token, "школа").await;
+    call(put_audit(&app, &token, &free, &json!({"site_id": site}))).await;
+
+    let holder = sea_orm::Database::connect(&app.db.url).await.unwrap();
+    let lock = holder.begin().await.unwrap();
+    lock.execute_unprepared(&format!(
+        "SELECT 1 FROM audits WHERE id = '{held}' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+    let waiting = tokio::spawn(
+        patch(
+            &app,
+            &token,
+            &held,
+            Some("\"1\""),
+            json!({"territory.parking_total": 1}),
+        )
+        .send(),
+    );
+    let mut waits = 0;
+    for _ in 0..200 {
+        waits = app.db.waiting_sessions().await;
+        if waits > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(waits, 1, "the write to the held audit waits for it");
+
+    for version in 1..=3 {
+        let request = patch(
+            &app,
+            &token,
+            &free,
+            Some(&format!("\"{version}\"")),
+            json!({"territory.parking_total": version}),
+        )
+        .timeout(std::time::Duration::from_secs(30));
+        let (status, _, body) = call(request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["version"], version + 1);
+    }
+    assert!(
+        !waiting.is_finished(),
+        "the held audit's write went through"
+    );
+
+    lock.rollback().await.unwrap();
+    let response = waiting.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["version"], 2, "{body}");
+    assert_eq!(body["answers"]["territory.parking_total"], 1, "{body}");
+}
+
 #[tokio::test]
 async fn idempotency_keys_replay_instead_of_repeating() {
     let app = TestApp::spawn_demo().await;

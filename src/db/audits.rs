@@ -14,6 +14,7 @@ use sea_orm::{
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use super::answer_batches::{self, Outcome};
 use super::audit_log::{Actor, Entry, Unsealed};
 use super::changes::NewChange;
 use super::entity::{audit, audit_revision, photo};
@@ -299,6 +300,27 @@ pub async fn write_answers(
             embedded
                 .update_answers(before, write.after, write.row, done.clone())
                 .await?
+        }
+        None if db.get_database_backend() == DbBackend::Postgres => {
+            let job = answer_batches::Job {
+                before: before.clone(),
+                after: write.after,
+                row: write.row,
+                done: done.clone(),
+            };
+            match answer_batches::write(db, job).await? {
+                Outcome::Written(after, stored) => Some((after, stored)),
+                Outcome::Stale => None,
+                // Another transaction holds the audit: wait for it here.
+                Outcome::Locked(job) => {
+                    let write = AnswerWrite {
+                        after: job.after,
+                        row: job.row,
+                    };
+                    update_answers_in_one_statement(db, &job.before, write, job.done.as_ref())
+                        .await?
+                }
+            }
         }
         None => update_answers_in_one_statement(db, before, write, done.as_ref()).await?,
     };

@@ -3,6 +3,7 @@
 //! [`DbError`], never raw SQL errors: unique-constraint violations become
 //! [`DbError::Conflict`] here, at the repository boundary.
 
+mod answer_batches;
 pub mod audit_log;
 pub mod audits;
 pub mod catalog;

@@ -96,6 +96,7 @@ pub(super) async fn push<C: ConnectionTrait>(
 }
 
 /// The columns of a new outbox row, whichever driver writes it.
+#[derive(Debug)]
 pub(super) struct Row {
     pub(super) entry: Option<String>,
     pub(super) change: Option<String>,

@@ -63,6 +63,11 @@ impl TestDatabase {
         self.admin_url.is_some()
     }
 
+    /// PostgreSQL only: how many sessions on this database wait for a lock.
+    pub async fn waiting_sessions(&self) -> usize {
+        self.sessions("pid", "wait_event_type = 'Lock'").await
+    }
+
     /// PostgreSQL only: ends the sessions on this database that wait for a
     /// lock, as a server restart or a failover ends a query under way;
     /// returns how many it ended.
@@ -77,21 +82,27 @@ impl TestDatabase {
     }
 
     async fn end_sessions(&self, which: &str) -> usize {
+        self.sessions("pg_terminate_backend(pid)", which).await
+    }
+
+    /// Selects `what` over the other sessions on this database that match
+    /// `which`; how many there were.
+    async fn sessions(&self, what: &str, which: &str) -> usize {
         let admin_url = self.admin_url.as_deref().expect("a PostgreSQL test");
         let admin = Database::connect(admin_url).await.expect("admin connects");
-        let ended = admin
+        let rows = admin
             .query_all_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
                 format!(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                    "SELECT {what} FROM pg_stat_activity \
                      WHERE datname = '{}' AND pid <> pg_backend_pid() AND {which}",
                     self.name
                 ),
             ))
             .await
-            .expect("sessions ended");
+            .expect("sessions listed");
         admin.close().await.ok();
-        ended.len()
+        rows.len()
     }
 }
 
