@@ -8,28 +8,35 @@
 //! same two cores, those were most of the database's CPU per write, not the
 //! rows. Here, per database and process, one batch runs at a time; writes
 //! that come in meanwhile wait for it, then go in the next one. A write
-//! alone runs at once, as before.
+//! alone runs at once, as before. (With two batches under way at once,
+//! batches were of one or two writes, and the gain was gone.)
 //!
 //! What stays as it was:
 //! - each write is conditional on the audit as its caller read it, exactly
 //!   as [`super::audits::write_answers`] documents, and stores its keyed
 //!   response only with its answers;
-//! - a batch never waits on a row lock: it skips an audit another
+//! - a batch never waits on an audit's row: it skips an audit another
 //!   transaction holds (`SKIP LOCKED`), and that write is made on its own
 //!   connection by its caller, where it waits as before. So a long
-//!   transaction on one audit holds up the writes of that audit only, and
-//!   two batches cannot deadlock;
+//!   transaction on one audit holds up the writes of that audit only. (A
+//!   batch may wait on an `Idempotency-Key`'s row, which only single short
+//!   statements hold.)
+//!   A batch that gets no answer within [`BATCH_TIMEOUT`] fails;
 //! - two writes of one audit never share a batch: the later one goes in the
 //!   next, where it finds the audit as the first left it;
 //! - a write whose client has hung up before its batch starts is not made,
-//!   as on SQLite (the request's `Idempotency-Key` is freed by the request).
+//!   as on SQLite; unless it carries an `Idempotency-Key`, which on
+//!   PostgreSQL a hang-up does not free: it is made, and its response
+//!   stored for the retry to replay.
 //!
-//! A failing statement fails every write of its batch with the same error
-//! (a cut connection answers each with 503); nothing of it is written.
+//! A failing statement fails every write of its batch, and nothing of it
+//! is written: with 503 for each if the database was unavailable, with 500
+//! otherwise.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, Row as _};
@@ -45,6 +52,15 @@ use super::outbox::Row;
 /// Most writes in one statement: a batch is what came in while the
 /// previous one ran, so this bounds only a burst.
 const BATCH: usize = 128;
+
+/// Most bytes of answers and stored responses in one statement.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// How long a batch may take before its writes are answered as if the
+/// connection had been cut: a connection lost without a reset would
+/// otherwise hold every answer write of the process until the operating
+/// system gives up on it, minutes.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What became of one write of a batch.
 #[derive(Debug)]
@@ -69,6 +85,13 @@ pub(super) struct Job {
     pub(super) after: audit::Model,
     pub(super) row: Row,
     pub(super) done: Option<Completion>,
+}
+
+impl Job {
+    /// About how many bytes it adds to a batch's statement.
+    fn size(&self) -> usize {
+        self.after.answers.len() + self.done.as_ref().map_or(0, |d| d.deflated().len())
+    }
 }
 
 /// A job waiting for its batch, and where its outcome goes.
@@ -99,12 +122,18 @@ pub(super) async fn write(db: &DatabaseConnection, job: Job) -> Result<Outcome, 
     let queue = queue_of(db);
     let (reply, answer) = oneshot::channel();
     let start = {
-        let mut queue = lock(&queue);
-        queue.waiting.push(Waiting { job, reply });
-        !std::mem::replace(&mut queue.running, true)
+        let mut waiting = lock(&queue);
+        waiting.waiting.push(Waiting { job, reply });
+        !std::mem::replace(&mut waiting.running, true)
     };
     if start {
-        tokio::spawn(drain(db.clone(), queue));
+        // The guard exists before the task is first polled, so a task
+        // dropped unstarted (its runtime shutting down) still counts off.
+        let running = Running {
+            queue,
+            armed: Cell::new(true),
+        };
+        tokio::spawn(drain(db.clone(), running));
     }
     answer.await.unwrap_or_else(|_| {
         Err(DbError::Other(DbErr::Custom(
@@ -118,7 +147,8 @@ pub(super) async fn write(db: &DatabaseConnection, job: Job) -> Result<Outcome, 
 fn queue_of(db: &DatabaseConnection) -> Shared {
     let options = db.get_postgres_connection_pool().connect_options();
     let name = format!(
-        "{}:{}/{}",
+        "{}@{}:{}/{}",
+        options.get_username(),
         options.get_host(),
         options.get_port(),
         options.get_database().unwrap_or_default()
@@ -147,11 +177,7 @@ impl Drop for Running {
 }
 
 /// Runs batches while writes are waiting.
-async fn drain(db: DatabaseConnection, queue: Shared) {
-    let running = Running {
-        queue,
-        armed: Cell::new(true),
-    };
+async fn drain(db: DatabaseConnection, running: Running) {
     loop {
         let batch = {
             let mut queue = lock(&running.queue);
@@ -171,17 +197,26 @@ async fn drain(db: DatabaseConnection, queue: Shared) {
 }
 
 /// Takes the writes for the next batch out of `waiting`: at most
-/// [`BATCH`], at most one per audit, none whose request has gone; none
-/// only if no write is waiting.
+/// [`BATCH`] and [`BATCH_BYTES`] (but always the first), at most one per
+/// audit, none whose request has gone unless it carries a key; none only
+/// if no write is waiting.
 fn take_batch(waiting: &mut Vec<Waiting>) -> Vec<Waiting> {
     let mut audits = HashSet::new();
     let mut batch = Vec::new();
+    let mut bytes = 0;
     let mut later = Vec::new();
     for write in waiting.drain(..) {
-        if write.reply.is_closed() {
+        // A keyed write is made all the same, and its response stored, so
+        // that the client's retry replays it: on PostgreSQL a hang-up does
+        // not free the key, whose retry would otherwise find it in
+        // progress until it is abandoned.
+        if write.reply.is_closed() && write.job.done.is_none() {
             continue;
         }
-        if batch.len() < BATCH && audits.insert(write.job.before.id) {
+        let size = write.job.size();
+        let fits = batch.is_empty() || (batch.len() < BATCH && bytes + size <= BATCH_BYTES);
+        if fits && audits.insert(write.job.before.id) {
+            bytes += size;
             batch.push(write);
         } else {
             later.push(write);
@@ -282,6 +317,22 @@ impl Columns {
     }
 }
 
+/// The failure of a batch, for each of its writes. The database being
+/// unavailable stays that (503 for each); anything else is a failure of the
+/// batch (500), not a conflict of every write in it, which a keyed write
+/// would store for replay.
+fn again(err: &Arc<sqlx::Error>) -> DbError {
+    let shared = DbErr::Query(RuntimeErr::SqlxError(Arc::clone(err)));
+    let again = DbError::from(shared);
+    if again.is_unavailable() {
+        again
+    } else {
+        DbError::Other(DbErr::Custom(format!(
+            "the batch of answer writes failed: {err}"
+        )))
+    }
+}
+
 /// Runs one batch and answers each of its writes.
 async fn run(db: DatabaseConnection, mut batch: Vec<Waiting>) {
     // Rows are taken in the order of their ids, whichever way the batch
@@ -307,8 +358,15 @@ async fn run(db: DatabaseConnection, mut batch: Vec<Waiting>) {
         .bind(c.headers)
         .bind(c.deflated)
         .bind(c.claimed_at)
-        .fetch_all(db.get_postgres_connection_pool())
-        .await;
+        .fetch_all(db.get_postgres_connection_pool());
+    let rows = tokio::time::timeout(BATCH_TIMEOUT, rows)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the batch of answer writes got no answer from the database in time",
+            )))
+        });
     let results = rows.and_then(|rows| {
         rows.iter()
             .map(|row| {
@@ -321,15 +379,11 @@ async fn run(db: DatabaseConnection, mut batch: Vec<Waiting>) {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
     });
-    let results = match results {
+    let results = match results.map_err(Arc::new) {
         Ok(results) => results,
         Err(err) => {
-            // Every write gets the same error, so that each is classified
-            // alike (a cut connection is 503 for all of them).
-            let err = Arc::new(err);
-            for Waiting { reply, .. } in batch {
-                let err = DbErr::Query(RuntimeErr::SqlxError(Arc::clone(&err)));
-                let _ = reply.send(Err(DbError::from(err)));
+            for Waiting { reply, .. } in batch.drain(..) {
+                let _ = reply.send(Err(again(&err)));
             }
             return;
         }
