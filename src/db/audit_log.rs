@@ -288,10 +288,7 @@ pub(super) async fn seal<C: ConnectionTrait>(
         .await?
         .ok_or_else(missing_head)?;
     let (sealed, seq, hash) = chain_after(head.seq, head.hash, entries);
-    let sealed = sealed.into_iter().map(audit_log::ActiveModel::from);
-    audit_log::Entity::insert_many(sealed)
-        .exec_without_returning(txn)
-        .await?;
+    super::insert_rows::<_, audit_log::Entity, _, _>(txn, sealed).await?;
     audit_log_head::Entity::update_many()
         .col_expr(audit_log_head::Column::Seq, Expr::value(seq))
         .col_expr(audit_log_head::Column::Hash, Expr::value(hash))

@@ -94,10 +94,7 @@ pub(super) async fn number<C: ConnectionTrait>(
         .flatten();
     let numbered = numbered_after(last.unwrap_or(0), changes);
     let newest = numbered.last().map_or(0, |c| c.seq);
-    let numbered = numbered.into_iter().map(change::ActiveModel::from);
-    change::Entity::insert_many(numbered)
-        .exec_without_returning(txn)
-        .await?;
+    super::insert_rows::<_, change::Entity, _, _>(txn, numbered).await?;
     if txn.get_database_backend() == DbBackend::Postgres {
         // Numbers are given here, not drawn from the column's sequence; keep
         // the sequence level with them, so that a row inserted some other

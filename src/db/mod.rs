@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 use dostup_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseExecutor,
-    DatabaseTransaction, DbBackend, DbErr, RuntimeErr, SqlErr, TransactionTrait, sqlx,
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseExecutor, DatabaseTransaction, DbBackend, DbErr, EntityTrait, ModelTrait, RuntimeErr,
+    SqlErr, Statement, TransactionTrait, sqlx,
 };
 
 /// Repository errors, small on purpose: callers decide what they mean.
@@ -387,6 +388,46 @@ pub(crate) async fn take_order_lock<C: ConnectionTrait>(txn: &C) -> Result<(), D
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({ORDER_LOCK})"))
             .await?;
     }
+    Ok(())
+}
+
+/// Inserts `rows` into `table`: on PostgreSQL as one statement of one shape
+/// whatever their number, the rows passed as a JSON array that
+/// `json_populate_recordset` turns into the table's rows (the fields named
+/// as its columns); elsewhere as a multi-row `VALUES`. A multi-row `VALUES`
+/// is a statement of its own for each number of rows: each was parsed and
+/// planned, and kept prepared by the connection that ran it (sqlx keeps a
+/// hundred per connection), so a sealing pass of hundreds of rows left
+/// megabytes in a PostgreSQL session, every pass of another size more.
+///
+/// # Errors
+/// Database failure.
+pub(crate) async fn insert_rows<C, E, A, M>(txn: &C, rows: Vec<M>) -> Result<(), DbErr>
+where
+    C: ConnectionTrait,
+    E: EntityTrait<Model = M, ActiveModel = A>,
+    A: ActiveModelTrait<Entity = E> + From<M> + Send,
+    M: ModelTrait<Entity = E> + serde::Serialize,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if txn.get_database_backend() != DbBackend::Postgres {
+        E::insert_many(rows.into_iter().map(A::from))
+            .exec_without_returning(txn)
+            .await?;
+        return Ok(());
+    }
+    let table = E::default().table_name().to_owned();
+    let json = serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, $1::json)"
+        ),
+        [json.into()],
+    ))
+    .await?;
     Ok(())
 }
 

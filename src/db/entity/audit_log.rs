@@ -1,6 +1,8 @@
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+// Serialize: sealing passes insert rows as JSON on PostgreSQL
+// (`db::insert_rows`); the fields are named as the columns.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "audit_log")]
 pub struct Model {
     /// 1, 2, 3 … without gaps: the head row hands numbers out.
