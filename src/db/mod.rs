@@ -530,3 +530,68 @@ impl<T> Page<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use sea_orm::{IdenStatic, Iterable};
+
+    use super::entity::{audit_log, change};
+
+    /// The keys of `model` as JSON, sorted.
+    fn fields<M: serde::Serialize>(model: &M) -> Vec<String> {
+        let json = serde_json::to_value(model).expect("a model serialises");
+        let mut keys: Vec<String> = json
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn columns<C: Iterable + IdenStatic>() -> Vec<String> {
+        let mut names: Vec<String> = C::iter().map(|c| c.as_str().to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    /// [`super::insert_rows`] hands PostgreSQL each row as a JSON object
+    /// that `json_populate_recordset` reads by column name: a field named
+    /// otherwise than its column would be inserted as null.
+    #[test]
+    fn rows_inserted_as_json_are_named_as_their_columns() {
+        let entry = audit_log::Model {
+            seq: 1,
+            at: Utc::now(),
+            actor_id: None,
+            actor_role: None,
+            action: "audit.answered".to_owned(),
+            target_type: "audit".to_owned(),
+            target_id: "a".to_owned(),
+            region_code: None,
+            sector: None,
+            before_digest: None,
+            after_digest: None,
+            detail: "{}".to_owned(),
+            request_id: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        assert_eq!(fields(&entry), columns::<audit_log::Column>());
+        let change = change::Model {
+            seq: 1,
+            kind: "audit.updated".to_owned(),
+            audit_id: None,
+            owner_id: None,
+            organisation_id: None,
+            region_code: None,
+            sector: None,
+            audit_status: None,
+            payload: "{}".to_owned(),
+            created_at: Utc::now(),
+        };
+        assert_eq!(fields(&change), columns::<change::Column>());
+    }
+}
