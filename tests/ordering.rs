@@ -520,3 +520,53 @@ async fn a_write_waits_for_another_process_without_stalling_other_requests() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["version"], 2);
 }
+
+/// A column a later release adds to the log or the feed (during a rolling
+/// upgrade the older replicas still seal) gets its default: the sealing
+/// pass names the columns it writes.
+#[tokio::test]
+async fn columns_a_later_release_adds_get_their_defaults_when_entries_are_sealed() {
+    let app = TestApp::spawn_demo().await;
+    let db = &app.state.db;
+    for table in ["audit_log", "changes"] {
+        db.execute_unprepared(&format!(
+            "ALTER TABLE {table} ADD COLUMN added_later INTEGER NOT NULL DEFAULT 7"
+        ))
+        .await
+        .unwrap();
+    }
+    let token = app.token("volunteer@demo.local").await;
+    let site = app.demo_site(&token, "поликлиника").await;
+    let id = new_audit(&app, &token, &site).await;
+    let (status, _, body) = send_batch(&app, &token, &id, 1, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    eventually("draining the outbox", || async {
+        outbox::Entity::find().count(db).await.unwrap() == 0
+    })
+    .await;
+    for table in ["audit_log", "changes"] {
+        let counts = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT COUNT(*) AS all_rows, \
+                     SUM(CASE WHEN added_later = 7 THEN 1 ELSE 0 END) AS defaulted FROM {table}"
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let all: i64 = counts.try_get("", "all_rows").unwrap();
+        let defaulted: i64 = counts.try_get("", "defaulted").unwrap();
+        assert!(all >= 2, "{table}: the creation and the batch were sealed");
+        assert_eq!(defaulted, all, "{table}: every row has the default");
+    }
+    let (_, changes) = follow(&app, &token, None).await;
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["type"] == "audit.updated" && c["data"]["audit_id"] == id.as_str()),
+        "the batch reached the feed"
+    );
+}

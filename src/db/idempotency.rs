@@ -16,10 +16,7 @@ use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, Statement,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::entity::idempotency_key;
@@ -66,8 +63,23 @@ pub async fn claim(
         return embedded.claim_key(user, key, request_hash).await;
     }
     let ts = now();
-    match insert_claim(db, user, key, request_hash, ts).await {
-        Ok(()) => return Ok(Claim::Fresh { claimed_at: ts }),
+    let row = idempotency_key::ActiveModel {
+        user_id: Set(user),
+        key: Set(key.to_owned()),
+        request_hash: Set(request_hash.to_owned()),
+        status_code: Set(None),
+        response_headers: Set(None),
+        response_body: Set(None),
+        response_deflated: Set(None),
+        created_at: Set(ts),
+        updated_at: Set(ts),
+    };
+    match idempotency_key::Entity::insert(row)
+        .exec(db)
+        .await
+        .map_err(DbError::from)
+    {
+        Ok(_) => return Ok(Claim::Fresh { claimed_at: ts }),
         Err(DbError::Conflict(_)) => {}
         Err(other) => return Err(other),
     }
@@ -115,56 +127,6 @@ pub async fn claim(
     } else {
         Claim::InProgress
     })
-}
-
-/// Inserts the row of a fresh claim; [`DbError::Conflict`] when the key has
-/// one.
-///
-/// On PostgreSQL the claim is committed without waiting for its WAL to
-/// reach the disk (`synchronous_commit` off for its transaction alone, set
-/// in the statement, so it stays one round trip). Nothing is lost by that:
-/// whatever the request makes durable afterwards (its answers and stored
-/// response) commits after the claim and flushes the WAL up to its own
-/// commit, the claim's included. A crash can only lose a claim whose
-/// request made nothing durable, and its retry then claims the key afresh.
-/// A second request with the key sees the claim as soon as it is
-/// committed, flushed or not.
-async fn insert_claim(
-    db: &DatabaseConnection,
-    user: Uuid,
-    key: &str,
-    request_hash: &str,
-    ts: DateTime<Utc>,
-) -> Result<(), DbError> {
-    if db.get_database_backend() == DbBackend::Postgres {
-        db.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $4 \
-             FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit",
-            [
-                user.into(),
-                key.to_owned().into(),
-                request_hash.to_owned().into(),
-                ts.into(),
-            ],
-        ))
-        .await?;
-        return Ok(());
-    }
-    let row = idempotency_key::ActiveModel {
-        user_id: Set(user),
-        key: Set(key.to_owned()),
-        request_hash: Set(request_hash.to_owned()),
-        status_code: Set(None),
-        response_headers: Set(None),
-        response_body: Set(None),
-        response_deflated: Set(None),
-        created_at: Set(ts),
-        updated_at: Set(ts),
-    };
-    idempotency_key::Entity::insert(row).exec(db).await?;
-    Ok(())
 }
 
 /// What the stored row of a key means for a new request with

@@ -29,8 +29,8 @@ use dostup_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseExecutor, DatabaseTransaction, DbBackend, DbErr, EntityTrait, ModelTrait, RuntimeErr,
-    SqlErr, Statement, TransactionTrait, sqlx,
+    DatabaseExecutor, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IdenStatic, Iterable,
+    ModelTrait, RuntimeErr, SqlErr, Statement, TransactionTrait, sqlx,
 };
 
 /// Repository errors, small on purpose: callers decide what they mean.
@@ -408,6 +408,7 @@ where
     E: EntityTrait<Model = M, ActiveModel = A>,
     A: ActiveModelTrait<Entity = E> + From<M> + Send,
     M: ModelTrait<Entity = E> + serde::Serialize,
+    E::Column: Iterable + IdenStatic,
 {
     if rows.is_empty() {
         return Ok(());
@@ -419,11 +420,19 @@ where
         return Ok(());
     }
     let table = E::default().table_name().to_owned();
+    // The model's columns, named: a column the table has beyond them (one
+    // a later release added) gets its default, as with `insert_many`, where
+    // `json_populate_recordset` would give it null.
+    let columns = E::Column::iter()
+        .map(|column| format!("\"{}\"", column.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let json = serde_json::to_string(&rows).map_err(|err| DbErr::Custom(err.to_string()))?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!(
-            "INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, $1::json)"
+            "INSERT INTO \"{table}\" ({columns}) SELECT {columns} \
+             FROM json_populate_recordset(NULL::\"{table}\", $1::json)"
         ),
         [json.into()],
     ))
