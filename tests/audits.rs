@@ -46,6 +46,39 @@ async fn volunteer_audit(app: &TestApp) -> (String, String) {
     (token, id)
 }
 
+/// PostgreSQL: another session takes audit `id`'s row, as a slow
+/// transaction would, and keeps it until the returned transaction ends.
+async fn hold_audit(
+    app: &TestApp,
+    id: &str,
+) -> (sea_orm::DatabaseConnection, sea_orm::DatabaseTransaction) {
+    use sea_orm::TransactionTrait;
+
+    let holder = sea_orm::Database::connect(&app.db.url).await.unwrap();
+    let lock = holder.begin().await.unwrap();
+    lock.execute_unprepared(&format!(
+        "SELECT 1 FROM audits WHERE id = '{id}' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+    (holder, lock)
+}
+
+/// Asks `sessions` (sessions waiting for a lock, counted or ended) every
+/// 25 ms for up to 5 s, until it finds some; how many it found last.
+async fn once_sessions_wait<F: std::future::Future<Output = usize>>(
+    mut sessions: impl FnMut() -> F,
+) -> usize {
+    for _ in 0..200 {
+        let found = sessions().await;
+        if found > 0 {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    0
+}
+
 async fn sync(app: &TestApp, token: &str, cursor: Option<&str>) -> Value {
     let mut request = app.get("/api/v1/sync").bearer_auth(token);
     if let Some(c) = cursor {
@@ -905,8 +938,6 @@ async fn simultaneous_writes_to_many_audits_each_land_once_on_their_own_audit() 
 /// holder lets go.
 #[tokio::test]
 async fn an_audit_held_by_another_transaction_holds_up_only_its_own_writes() {
-    use sea_orm::TransactionTrait;
-
     let app = TestApp::spawn_demo().await;
     if !app.db.is_postgres() {
         // SQLite writes one transaction at a time: nothing holds one row.
@@ -917,13 +948,7 @@ async fn an_audit_held_by_another_transaction_holds_up_only_its_own_writes() {
     let site = app.demo_site(&token, "школа").await;
     call(put_audit(&app, &token, &free, &json!({"site_id": site}))).await;
 
-    let holder = sea_orm::Database::connect(&app.db.url).await.unwrap();
-    let lock = holder.begin().await.unwrap();
-    lock.execute_unprepared(&format!(
-        "SELECT 1 FROM audits WHERE id = '{held}' FOR UPDATE"
-    ))
-    .await
-    .unwrap();
+    let (_holder, lock) = hold_audit(&app, &held).await;
     let waiting = tokio::spawn(
         patch(
             &app,
@@ -934,14 +959,7 @@ async fn an_audit_held_by_another_transaction_holds_up_only_its_own_writes() {
         )
         .send(),
     );
-    let mut waits = 0;
-    for _ in 0..200 {
-        waits = app.db.waiting_sessions().await;
-        if waits > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let waits = once_sessions_wait(|| app.db.waiting_sessions()).await;
     assert_eq!(waits, 1, "the write to the held audit waits for it");
 
     for version in 1..=3 {
@@ -1231,8 +1249,6 @@ async fn a_key_taken_over_by_its_handler_is_freed_when_the_client_hangs_up() {
 /// key writes the batch, once.
 #[tokio::test]
 async fn a_write_the_database_breaks_off_answers_503_and_its_retry_writes_once() {
-    use sea_orm::TransactionTrait;
-
     let app = TestApp::spawn_demo().await;
     if !app.db.is_postgres() {
         // The embedded database is a file in the process: there is no
@@ -1253,22 +1269,9 @@ async fn a_write_the_database_breaks_off_answers_503_and_its_retry_writes_once()
 
     // Another session holds the audit's row, so the write waits for it,
     // and is then ended as a restart would end it.
-    let holder = sea_orm::Database::connect(&app.db.url).await.unwrap();
-    let lock = holder.begin().await.unwrap();
-    lock.execute_unprepared(&format!(
-        "SELECT 1 FROM audits WHERE id = '{id}' FOR UPDATE"
-    ))
-    .await
-    .unwrap();
+    let (_holder, lock) = hold_audit(&app, &id).await;
     let first = tokio::spawn(batch().send());
-    let mut ended = 0;
-    for _ in 0..200 {
-        ended = app.db.end_waiting_sessions().await;
-        if ended > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let ended = once_sessions_wait(|| app.db.end_waiting_sessions()).await;
     assert_eq!(ended, 1, "the write waited for the row");
     let response = first.await.unwrap().unwrap();
     assert_eq!(response.headers()["retry-after"], "1");
