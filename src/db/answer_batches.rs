@@ -20,8 +20,9 @@
 //!   connection by its caller, where it waits as before. So a long
 //!   transaction on one audit holds up the writes of that audit only. (A
 //!   batch may wait on an `Idempotency-Key`'s row, which only single short
-//!   statements hold.)
-//!   A batch that gets no answer within [`BATCH_TIMEOUT`] fails;
+//!   statements hold.);
+//! - a batch that gets no answer within [`BATCH_TIMEOUT`] fails, so a lost
+//!   connection cannot hold every answer write of the process;
 //! - two writes of one audit never share a batch: the later one goes in the
 //!   next, where it finds the audit as the first left it;
 //! - a write whose client has hung up before its batch starts is not made,

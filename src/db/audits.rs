@@ -285,7 +285,7 @@ pub fn prepare_answers(
 /// `done`: the response to the request's `Idempotency-Key`, so that a
 /// retry finds either the answers and the response, or neither. The audit
 /// as written if it wrote, and whether the response was stored (not when
-/// the key was taken over meanwhile; a warning is logged then).
+/// the key was taken over or freed meanwhile; a warning is logged then).
 ///
 /// # Errors
 /// Database failure; nothing is written then.

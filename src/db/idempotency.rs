@@ -245,12 +245,13 @@ impl Completion {
     }
 
     /// Logs a response that could not be stored: its key was taken over
-    /// meanwhile (see [`claim`]).
+    /// (see [`claim`]) or freed meanwhile.
     pub(super) fn warn_not_stored(&self) {
         tracing::warn!(
             user = %self.claim.user,
             key = self.claim.key,
-            "a response was not stored for replay: its Idempotency-Key was taken over meanwhile"
+            "a response was not stored for replay: its Idempotency-Key was taken over or freed \
+             meanwhile"
         );
     }
 }
