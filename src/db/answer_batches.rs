@@ -78,14 +78,39 @@ pub(super) enum Outcome {
     Locked(Job),
 }
 
-/// One answer write: the audit as read, and the write built on it (see
-/// [`super::audits::prepare_answers`]).
+/// One answer write: what the audit must still be, and the write built on
+/// it (see [`super::audits::prepare_answers`]).
 #[derive(Debug)]
 pub(super) struct Job {
-    pub(super) before: audit::Model,
+    pub(super) expected: Expected,
     pub(super) after: audit::Model,
     pub(super) row: Row,
     pub(super) done: Option<Completion>,
+}
+
+/// The columns of the audit as its writer read it that the write is
+/// conditional on.
+#[derive(Debug)]
+pub(super) struct Expected {
+    id: Uuid,
+    version: i64,
+    status: String,
+    revision: i32,
+    claimed_by: Option<Uuid>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<&audit::Model> for Expected {
+    fn from(before: &audit::Model) -> Self {
+        Self {
+            id: before.id,
+            version: before.version,
+            status: before.status.clone(),
+            revision: before.revision,
+            claimed_by: before.claimed_by,
+            updated_at: before.updated_at,
+        }
+    }
 }
 
 impl Job {
@@ -216,7 +241,7 @@ fn take_batch(waiting: &mut Vec<Waiting>) -> Vec<Waiting> {
         }
         let size = write.job.size();
         let fits = batch.is_empty() || (batch.len() < BATCH && bytes + size <= BATCH_BYTES);
-        if fits && audits.insert(write.job.before.id) {
+        if fits && audits.insert(write.job.expected.id) {
             bytes += size;
             batch.push(write);
         } else {
@@ -265,53 +290,55 @@ SELECT b.n,
   EXISTS (SELECT 1 FROM locked l WHERE l.id = b.id) AS locked
 FROM batch b";
 
-/// The batch's columns, one vector per array parameter.
+/// The batch's columns, one vector per array parameter, borrowed from its
+/// writes.
 #[derive(Default)]
-struct Columns {
+struct Columns<'a> {
     id: Vec<Uuid>,
     version: Vec<i64>,
-    status: Vec<String>,
+    status: Vec<&'a str>,
     revision: Vec<i32>,
     claimed_by: Vec<Option<Uuid>>,
     read_at: Vec<DateTime<Utc>>,
     written_at: Vec<DateTime<Utc>>,
-    answers: Vec<String>,
-    entry: Vec<Option<String>>,
-    change: Vec<Option<String>>,
+    answers: Vec<&'a str>,
+    entry: Vec<Option<&'a str>>,
+    change: Vec<Option<&'a str>>,
     created_at: Vec<DateTime<Utc>>,
     key_user: Vec<Option<Uuid>>,
-    key: Vec<Option<String>>,
-    request_hash: Vec<Option<String>>,
+    key: Vec<Option<&'a str>>,
+    request_hash: Vec<Option<&'a str>>,
     status_code: Vec<Option<i32>>,
-    headers: Vec<Option<String>>,
-    deflated: Vec<Option<Vec<u8>>>,
+    headers: Vec<Option<&'a str>>,
+    deflated: Vec<Option<&'a [u8]>>,
     claimed_at: Vec<Option<DateTime<Utc>>>,
 }
 
-impl Columns {
-    fn of(batch: &[Waiting]) -> Self {
+impl<'a> Columns<'a> {
+    fn of(batch: &'a [Waiting]) -> Self {
         let mut columns = Self::default();
         for Waiting { job, .. } in batch {
-            columns.id.push(job.before.id);
-            columns.version.push(job.before.version);
-            columns.status.push(job.before.status.clone());
-            columns.revision.push(job.before.revision);
-            columns.claimed_by.push(job.before.claimed_by);
-            columns.read_at.push(job.before.updated_at);
+            let expected = &job.expected;
+            columns.id.push(expected.id);
+            columns.version.push(expected.version);
+            columns.status.push(&expected.status);
+            columns.revision.push(expected.revision);
+            columns.claimed_by.push(expected.claimed_by);
+            columns.read_at.push(expected.updated_at);
             columns.written_at.push(job.after.updated_at);
-            columns.answers.push(job.after.answers.clone());
-            columns.entry.push(job.row.entry.clone());
-            columns.change.push(job.row.change.clone());
+            columns.answers.push(&job.after.answers);
+            columns.entry.push(job.row.entry.as_deref());
+            columns.change.push(job.row.change.as_deref());
             columns.created_at.push(job.row.created_at);
             let done = job.done.as_ref();
             columns.key_user.push(done.map(|d| d.claim.user));
-            columns.key.push(done.map(|d| d.claim.key.clone()));
+            columns.key.push(done.map(|d| d.claim.key.as_str()));
             columns
                 .request_hash
-                .push(done.map(|d| d.claim.request_hash.clone()));
+                .push(done.map(|d| d.claim.request_hash.as_str()));
             columns.status_code.push(done.map(|d| i32::from(d.status)));
-            columns.headers.push(done.map(|d| d.headers.clone()));
-            columns.deflated.push(done.map(|d| d.deflated().to_vec()));
+            columns.headers.push(done.map(|d| d.headers.as_str()));
+            columns.deflated.push(done.map(|d| &d.deflated()[..]));
             columns.claimed_at.push(done.map(|d| d.claim.claimed_at));
         }
         columns
@@ -338,7 +365,7 @@ fn again(err: &Arc<sqlx::Error>) -> DbError {
 async fn run(db: DatabaseConnection, mut batch: Vec<Waiting>) {
     // Rows are taken in the order of their ids, whichever way the batch
     // came in.
-    batch.sort_unstable_by_key(|w| w.job.before.id);
+    batch.sort_unstable_by_key(|w| w.job.expected.id);
     let c = Columns::of(&batch);
     let rows = sqlx::query(STATEMENT)
         .bind(c.id)
@@ -389,15 +416,21 @@ async fn run(db: DatabaseConnection, mut batch: Vec<Waiting>) {
             return;
         }
     };
-    let mut outcomes: HashMap<i64, (bool, bool, bool)> = results
-        .into_iter()
-        .map(|(n, written, stored, locked)| (n, (written, stored, locked)))
-        .collect();
-    if outcomes.values().any(|&(written, _, _)| written) {
+    // The outcome of write `n` (from 1, in the batch's order) at `n - 1`.
+    let mut outcomes = vec![None; batch.len()];
+    for (n, written, stored, locked) in results {
+        let slot = usize::try_from(n - 1)
+            .ok()
+            .and_then(|i| outcomes.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = Some((written, stored, locked));
+        }
+    }
+    if outcomes.iter().flatten().any(|&(written, _, _)| written) {
         super::outbox::written();
     }
-    for (n, Waiting { job, reply }) in (1_i64..).zip(batch) {
-        let outcome = match outcomes.remove(&n) {
+    for ((n, Waiting { job, reply }), outcome) in (1_i64..).zip(batch).zip(outcomes) {
+        let outcome = match outcome {
             Some((true, stored, _)) => Ok(Outcome::Written(job.after, stored)),
             Some((false, _, true)) => Ok(Outcome::Stale),
             // Not locked: another transaction holds the row, or it is gone.

@@ -303,7 +303,7 @@ pub async fn write_answers(
         }
         None if db.get_database_backend() == DbBackend::Postgres => {
             let job = answer_batches::Job {
-                before: before.clone(),
+                expected: before.into(),
                 after: write.after,
                 row: write.row,
                 done: done.clone(),
@@ -317,8 +317,7 @@ pub async fn write_answers(
                         after: job.after,
                         row: job.row,
                     };
-                    update_answers_in_one_statement(db, &job.before, write, job.done.as_ref())
-                        .await?
+                    update_answers_in_one_statement(db, before, write, done.as_ref()).await?
                 }
             }
         }

@@ -408,7 +408,6 @@ where
     E: EntityTrait<Model = M, ActiveModel = A>,
     A: ActiveModelTrait<Entity = E> + From<M> + Send,
     M: ModelTrait<Entity = E> + serde::Serialize,
-    E::Column: Iterable + IdenStatic,
 {
     if rows.is_empty() {
         return Ok(());
