@@ -1600,6 +1600,145 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     assert_eq!(keys, ["batch", "batch", "text"]);
 }
 
+/// Keys of many requests claimed at once, as phones' keyed requests come in
+/// together (on PostgreSQL such claims go to the database in batches):
+/// each claim is judged by its own key's row, whatever else arrived with
+/// it.
+#[tokio::test]
+async fn keys_claimed_together_are_each_judged_by_their_own_row() {
+    use dostup::db::entity::idempotency_key;
+    use dostup::db::idempotency::{self, Claim, Completion, Deflated, KeyClaim};
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Before {
+        Free,
+        Stored,
+        Running,
+        Abandoned,
+    }
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    let users = [Uuid::now_v7(), Uuid::now_v7()];
+    // Each user's keys k0 to k11 in threes, in another order for each user,
+    // so that a claim judged by another user's key is judged wrong.
+    let before = |u: usize, k: usize| {
+        [
+            Before::Free,
+            Before::Stored,
+            Before::Running,
+            Before::Abandoned,
+        ][(k / 3 + u) % 4]
+    };
+    let answer = |user: Uuid, key: &str| format!("the answer to {key} of {user}");
+    for (u, user) in users.into_iter().enumerate() {
+        for k in 0..12 {
+            let key = format!("k{k}");
+            let state = before(u, k);
+            let hash = if state == Before::Abandoned {
+                "old"
+            } else {
+                "first"
+            };
+            if state == Before::Free {
+                continue;
+            }
+            let Claim::Fresh { claimed_at } =
+                idempotency::claim(db, user, &key, hash).await.unwrap()
+            else {
+                panic!("{key} is free before");
+            };
+            match state {
+                Before::Stored => {
+                    let done = Completion {
+                        claim: KeyClaim {
+                            user,
+                            key: key.clone(),
+                            request_hash: hash.into(),
+                            claimed_at,
+                        },
+                        status: 201,
+                        headers: "{}".into(),
+                        body: Deflated::new(answer(user, &key).as_bytes()),
+                    };
+                    idempotency::complete(db, &done).await.unwrap();
+                }
+                // Its request never finished: its replica died an hour ago.
+                Before::Abandoned => {
+                    idempotency_key::Entity::update_many()
+                        .col_expr(
+                            idempotency_key::Column::UpdatedAt,
+                            Expr::value(chrono::Utc::now() - chrono::Duration::hours(1)),
+                        )
+                        .filter(idempotency_key::Column::UserId.eq(user))
+                        .filter(idempotency_key::Column::Key.eq(&key))
+                        .exec(db)
+                        .await
+                        .unwrap();
+                }
+                Before::Running | Before::Free => {}
+            }
+        }
+    }
+
+    // All at once: every key of both users for the first request, and each
+    // key that may be claimed for a second request too.
+    let mut asked = Vec::new();
+    for (u, user) in users.into_iter().enumerate() {
+        for k in 0..12 {
+            asked.push((u, user, k, format!("k{k}"), "first"));
+            if matches!(before(u, k), Before::Free | Before::Abandoned) {
+                asked.push((u, user, k, format!("k{k}"), "second"));
+            }
+        }
+    }
+    let claims = futures_util::future::join_all(
+        asked
+            .iter()
+            .map(|(_, user, _, key, hash)| idempotency::claim(db, *user, key, hash)),
+    )
+    .await;
+
+    let mut fresh = std::collections::BTreeMap::new();
+    for ((u, user, k, key, hash), claim) in asked.iter().zip(claims) {
+        let claim = claim.unwrap();
+        match (before(*u, *k), &claim) {
+            (Before::Stored, Claim::Replay { status, body, .. }) => {
+                assert_eq!(*status, 201);
+                assert_eq!(body, answer(*user, key).as_bytes());
+            }
+            (Before::Running, Claim::InProgress) => {}
+            (Before::Free | Before::Abandoned, Claim::Fresh { claimed_at }) => {
+                assert!(
+                    fresh
+                        .insert((*user, key.clone()), (*hash, *claimed_at))
+                        .is_none(),
+                    "{key} of {user} was claimed twice"
+                );
+            }
+            // The other request finds the key claimed by the first, or
+            // (when both found it abandoned) being taken over.
+            (Before::Free | Before::Abandoned, Claim::Mismatch | Claim::InProgress) => {}
+            (state, _) => panic!("{key} of {user} ({state:?}) for the {hash} request: {claim:?}"),
+        }
+    }
+    // Each key that could be claimed went to one of its two requests, and
+    // its row is that request's claim.
+    assert_eq!(fresh.len(), 12, "{fresh:?}");
+    for ((user, key), (hash, claimed_at)) in fresh {
+        let row = idempotency_key::Entity::find_by_id((user, key.clone()))
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (row.request_hash.as_str(), row.created_at, row.status_code),
+            (hash, claimed_at, None),
+            "{key} of {user}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_complete_audit_is_submitted_and_then_read_only() {
     let app = TestApp::spawn_demo().await;

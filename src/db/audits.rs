@@ -14,8 +14,11 @@ use sea_orm::{
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
-use super::answer_batches::{self, Outcome};
 use super::audit_log::{Actor, Entry, Unsealed};
+use super::batches::{
+    self,
+    answers::{self, Answers, Outcome},
+};
 use super::changes::NewChange;
 use super::entity::{audit, audit_revision, photo};
 use super::idempotency::Completion;
@@ -302,13 +305,13 @@ pub async fn write_answers(
                 .await?
         }
         None if db.get_database_backend() == DbBackend::Postgres => {
-            let job = answer_batches::Job {
+            let job = answers::Job {
                 expected: before.into(),
                 after: write.after,
                 row: write.row,
                 done: done.clone(),
             };
-            match answer_batches::write(db, job).await? {
+            match batches::make::<Answers>(db, job).await? {
                 Outcome::Written(after, stored) => Some((after, stored)),
                 Outcome::Stale => None,
                 // Another transaction holds the audit: wait for it here.

@@ -6,7 +6,10 @@
 //! writes go to its writer (see [`super::embedded`]), like the answer write
 //! they usually wrap, and are committed with the writes around them: a
 //! write outside the writers' turn would meet a writer inside it in
-//! SQLite's busy handler.
+//! SQLite's busy handler. On PostgreSQL, claims that come in together
+//! insert their rows in one statement and one commit (see
+//! [`super::batches`]); a claim whose key has a row already is judged by
+//! its own request.
 
 use std::io::{Read, Write};
 
@@ -16,9 +19,12 @@ use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+};
 use uuid::Uuid;
 
+use super::batches::claims::{self, Claims};
 use super::entity::idempotency_key;
 use super::{DbError, now};
 
@@ -63,25 +69,19 @@ pub async fn claim(
         return embedded.claim_key(user, key, request_hash).await;
     }
     let ts = now();
-    let row = idempotency_key::ActiveModel {
-        user_id: Set(user),
-        key: Set(key.to_owned()),
-        request_hash: Set(request_hash.to_owned()),
-        status_code: Set(None),
-        response_headers: Set(None),
-        response_body: Set(None),
-        response_deflated: Set(None),
-        created_at: Set(ts),
-        updated_at: Set(ts),
+    let fresh = if db.get_database_backend() == DbBackend::Postgres {
+        let job = claims::Job {
+            user,
+            key: key.to_owned(),
+            request_hash: request_hash.to_owned(),
+            claimed_at: ts,
+        };
+        super::batches::make::<Claims>(db, job).await?
+    } else {
+        insert_claim(db, user, key, request_hash, ts).await?
     };
-    match idempotency_key::Entity::insert(row)
-        .exec(db)
-        .await
-        .map_err(DbError::from)
-    {
-        Ok(_) => return Ok(Claim::Fresh { claimed_at: ts }),
-        Err(DbError::Conflict(_)) => {}
-        Err(other) => return Err(other),
+    if fresh {
+        return Ok(Claim::Fresh { claimed_at: ts });
     }
     let Some(existing) = idempotency_key::Entity::find_by_id((user, key.to_owned()))
         .one(db)
@@ -127,6 +127,38 @@ pub async fn claim(
     } else {
         Claim::InProgress
     })
+}
+
+/// Inserts the row of a claim of `key` made at `ts`, unless the key has
+/// one: whether it did. (On PostgreSQL, [`super::batches::claims`] does
+/// this for many claims at once.)
+async fn insert_claim(
+    db: &DatabaseConnection,
+    user: Uuid,
+    key: &str,
+    request_hash: &str,
+    ts: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let row = idempotency_key::ActiveModel {
+        user_id: Set(user),
+        key: Set(key.to_owned()),
+        request_hash: Set(request_hash.to_owned()),
+        status_code: Set(None),
+        response_headers: Set(None),
+        response_body: Set(None),
+        response_deflated: Set(None),
+        created_at: Set(ts),
+        updated_at: Set(ts),
+    };
+    match idempotency_key::Entity::insert(row)
+        .exec(db)
+        .await
+        .map_err(DbError::from)
+    {
+        Ok(_) => Ok(true),
+        Err(DbError::Conflict(_)) => Ok(false),
+        Err(other) => Err(other),
+    }
 }
 
 /// What the stored row of a key means for a new request with

@@ -3,9 +3,9 @@
 //! [`DbError`], never raw SQL errors: unique-constraint violations become
 //! [`DbError::Conflict`] here, at the repository boundary.
 
-mod answer_batches;
 pub mod audit_log;
 pub mod audits;
+mod batches;
 pub mod catalog;
 pub mod changes;
 pub mod directory;
