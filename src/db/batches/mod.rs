@@ -22,7 +22,7 @@
 //! - two writes of one row never share a batch: the later one goes in the
 //!   next, where it finds the row as the first left it. The rows of a
 //!   batch are taken in one order, whichever way its writes came in;
-//! - a batch that gets no answer within [`BATCH_TIMEOUT`] fails, so a lost
+//! - a batch that gets no answer within [`Kind::TIMEOUT`] fails, so a lost
 //!   connection cannot hold every write of its kind in the process. Its
 //!   statement may still be made after that, as one cut off by an outage
 //!   may: each kind says what becomes of its writes then;
@@ -71,6 +71,8 @@ pub(super) trait Kind: Sized + 'static {
     /// Most writes in one statement: a batch is what came in while the
     /// previous one ran, so this bounds only a burst.
     const MOST: usize = 128;
+    /// How long a batch may take (see [`BATCH_TIMEOUT`]).
+    const TIMEOUT: Duration = BATCH_TIMEOUT;
 
     /// The queues of this kind, one per database.
     fn queues() -> &'static Queues<Self>;
@@ -239,7 +241,7 @@ fn take_batch<K: Kind>(waiting: &mut Vec<Waiting<K>>) -> Vec<Waiting<K>> {
 async fn run<K: Kind>(db: DatabaseConnection, mut batch: Vec<Waiting<K>>) {
     batch.sort_by_cached_key(|w| K::row(&w.job));
     let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|w| (w.job, w.reply)).unzip();
-    let outcomes = tokio::time::timeout(BATCH_TIMEOUT, K::run(&db, jobs))
+    let outcomes = tokio::time::timeout(K::TIMEOUT, K::run(&db, jobs))
         .await
         .unwrap_or_else(|_| {
             Err(sqlx::Error::Io(std::io::Error::new(
@@ -309,4 +311,238 @@ fn by_ordinal<T, K: Kind>(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The queue's own rules, with a kind whose statement is a stand-in: a
+    //! batch that hangs, fails or panics when told to cannot be had from a
+    //! real database. The statements of the real kinds are tested against
+    //! SQLite and PostgreSQL in `tests/audits.rs`.
+
+    use std::sync::Mutex;
+
+    use tokio::sync::Notify;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    /// What the stand-in statement does for a write.
+    enum Does {
+        Answer,
+        /// Waits until told to go on.
+        WaitFor(Arc<Notify>),
+        Hang,
+        /// Fails as a connection reset does.
+        FailCut,
+        /// Fails as a statement the server refuses does.
+        FailRefused,
+        Panic,
+    }
+
+    /// The rows of each batch run, in order.
+    type Log = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    struct Job {
+        row: u32,
+        does: Does,
+        made_if_gone: bool,
+        log: Log,
+    }
+
+    struct Test;
+
+    impl Kind for Test {
+        type Job = Job;
+        type Outcome = u32;
+        type Row = u32;
+        const WHAT: &'static str = "test writes";
+        const MOST: usize = 3;
+        const TIMEOUT: Duration = Duration::from_millis(300);
+
+        fn queues() -> &'static Queues<Self> {
+            static QUEUES: Queues<Test> = Queues::new();
+            &QUEUES
+        }
+
+        fn row(job: &Job) -> u32 {
+            job.row
+        }
+
+        fn size(_: &Job) -> usize {
+            1
+        }
+
+        fn made_for_a_request_gone(job: &Job) -> bool {
+            job.made_if_gone
+        }
+
+        async fn run(
+            _: &DatabaseConnection,
+            jobs: Vec<Job>,
+        ) -> Result<Vec<Result<u32, DbError>>, sqlx::Error> {
+            let rows = jobs.iter().map(|j| j.row).collect();
+            jobs[0].log.lock().unwrap().push(rows);
+            for job in &jobs {
+                match &job.does {
+                    Does::Answer => {}
+                    Does::WaitFor(go_on) => go_on.notified().await,
+                    Does::Hang => std::future::pending::<()>().await,
+                    Does::FailCut => {
+                        return Err(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()));
+                    }
+                    Does::FailRefused => {
+                        return Err(sqlx::Error::Protocol("an answer out of place".into()));
+                    }
+                    Does::Panic => panic!("a bug in the batch"),
+                }
+            }
+            Ok(jobs.iter().map(|j| Ok(j.row)).collect())
+        }
+    }
+
+    /// A database of its own for each test, so that each has its own
+    /// queue; nothing connects to it.
+    fn database(name: &str) -> DatabaseConnection {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy(&format!("postgres://test@127.0.0.1:1/{name}"))
+            .unwrap();
+        sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+    }
+
+    fn job(log: &Log, row: u32, does: Does) -> Job {
+        Job {
+            row,
+            does,
+            made_if_gone: false,
+            log: Arc::clone(log),
+        }
+    }
+
+    fn spawn_make(db: &DatabaseConnection, job: Job) -> JoinHandle<Result<u32, DbError>> {
+        let db = db.clone();
+        tokio::spawn(async move { make::<Test>(&db, job).await })
+    }
+
+    /// Waits until `done` holds, for up to 10 s.
+    async fn until(mut done: impl FnMut() -> bool) {
+        for _ in 0..2_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("still waiting after 10 s");
+    }
+
+    fn batches(log: &Log) -> Vec<Vec<u32>> {
+        log.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn writes_that_come_in_meanwhile_go_in_the_next_batch_one_per_row() {
+        let db = database("one_per_row");
+        let log = Log::default();
+        let go_on = Arc::new(Notify::new());
+        let first = spawn_make(&db, job(&log, 0, Does::WaitFor(Arc::clone(&go_on))));
+        until(|| batches(&log).len() == 1).await;
+
+        // While the first batch runs: rows 5 and 2, row 5 again, two writes
+        // whose requests will have gone (row 9's is made all the same), and
+        // rows 4 and 1.
+        let mut writes = Vec::new();
+        for (row, made_if_gone) in [(5, false), (2, false), (5, false), (7, false), (9, true)] {
+            let job = Job {
+                made_if_gone,
+                ..job(&log, row, Does::Answer)
+            };
+            writes.push((row, spawn_make(&db, job)));
+        }
+        for row in [4, 1] {
+            writes.push((row, spawn_make(&db, job(&log, row, Does::Answer))));
+        }
+        let queue = queue_of::<Test>(&db);
+        until(|| lock(&queue).waiting.len() == 7).await;
+        for (row, write) in &writes {
+            if [7, 9].contains(row) {
+                write.abort();
+            }
+        }
+        until(|| writes.iter().filter(|(_, w)| w.is_finished()).count() == 2).await;
+        go_on.notify_one();
+
+        assert_eq!(first.await.unwrap().unwrap(), 0);
+        for (row, write) in writes {
+            if ![7, 9].contains(&row) {
+                assert_eq!(write.await.unwrap().unwrap(), row);
+            }
+        }
+        // At most three a batch, in the order of their rows; the second
+        // write of row 5 in the batch after the first; the gone write of row
+        // 7 not made.
+        assert_eq!(batches(&log), [vec![0], vec![2, 5, 9], vec![1, 4, 5]]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_without_an_answer_fails_its_writes_as_unavailable_and_the_next_goes_on() {
+        let db = database("no_answer");
+        let log = Log::default();
+        let hung = spawn_make(&db, job(&log, 1, Does::Hang));
+        until(|| batches(&log).len() == 1).await;
+        let behind = spawn_make(&db, job(&log, 2, Does::Answer));
+
+        let err = hung.await.unwrap().unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        assert_eq!(behind.await.unwrap().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_each_write_as_unavailable_only_when_the_database_was() {
+        let db = database("failed");
+        let log = Log::default();
+        let go_on = Arc::new(Notify::new());
+        let first = spawn_make(&db, job(&log, 0, Does::WaitFor(Arc::clone(&go_on))));
+        until(|| batches(&log).len() == 1).await;
+        let cut = [
+            spawn_make(&db, job(&log, 1, Does::Answer)),
+            spawn_make(&db, job(&log, 2, Does::FailCut)),
+        ];
+        until(|| lock(&queue_of::<Test>(&db)).waiting.len() == 2).await;
+        go_on.notify_one();
+        first.await.unwrap().unwrap();
+        for write in cut {
+            let err = write.await.unwrap().unwrap_err();
+            assert!(err.is_unavailable(), "{err:?}");
+        }
+
+        // Anything else is the batch's failure (500), not a conflict or an
+        // invalid request of each write.
+        let err = make::<Test>(&db, job(&log, 3, Does::FailRefused))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DbError::Other(DbErr::Custom(message))
+                if message.starts_with("the batch of test writes failed")),
+            "{err:?}"
+        );
+        assert_eq!(batches(&log), [vec![0], vec![1, 2], vec![3]]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_panics_fails_its_writes_and_the_next_goes_on() {
+        let db = database("panics");
+        let log = Log::default();
+        let err = make::<Test>(&db, job(&log, 1, Does::Panic))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DbError::Other(DbErr::Custom(message))
+                if message.contains("stopped before it was made")),
+            "{err:?}"
+        );
+        assert_eq!(
+            make::<Test>(&db, job(&log, 2, Does::Answer)).await.unwrap(),
+            2
+        );
+    }
 }
