@@ -1739,6 +1739,76 @@ async fn keys_claimed_together_are_each_judged_by_their_own_row() {
     }
 }
 
+/// A key claimed for a request that has gone by the time its claim is made
+/// (the client hung up while the claim waited in the database) is freed:
+/// the client's retry runs at once instead of finding the key in progress
+/// for minutes.
+// One thread: both claims are queued before their batch starts.
+#[tokio::test(flavor = "current_thread")]
+async fn a_key_claimed_for_a_request_gone_meanwhile_is_freed() {
+    use std::future::Future;
+    use std::task::Poll;
+
+    use dostup::db::entity::idempotency_key;
+    use dostup::db::idempotency::{self, Claim};
+    use sea_orm::TransactionTrait;
+
+    let app = TestApp::spawn().await;
+    if !app.db.is_postgres() {
+        // The embedded writer does not make a claim whose request has gone,
+        // and never waits for another transaction in between.
+        return;
+    }
+    let db = &app.state.db;
+    let user = Uuid::now_v7();
+    // Another session inserts a claim of "blocker" and has not committed:
+    // a batch claiming that key waits for it.
+    let holder = sea_orm::Database::connect(&app.db.url).await.unwrap();
+    let insert = holder.begin().await.unwrap();
+    insert
+        .execute_unprepared(&format!(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at, updated_at) \
+             VALUES ('{user}', 'blocker', 'other', now(), now())"
+        ))
+        .await
+        .unwrap();
+
+    // Both claims are queued in one poll, before their batch starts, so
+    // they go in it together.
+    let mut blocked = Box::pin(idempotency::claim(db, user, "blocker", "first"));
+    let mut gone = Box::pin(idempotency::claim(db, user, "mine", "first"));
+    std::future::poll_fn(|cx| {
+        assert!(blocked.as_mut().poll(cx).is_pending());
+        assert!(gone.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    let waits = once_sessions_wait(|| app.db.waiting_sessions()).await;
+    assert_eq!(waits, 1, "the batch waits for the other session's insert");
+    // The client of "mine" hangs up; then the other session gives up.
+    drop(gone);
+    insert.rollback().await.unwrap();
+    assert!(matches!(blocked.await.unwrap(), Claim::Fresh { .. }));
+
+    // The batch inserted "mine" and nobody took it: it is freed.
+    let mut left = None;
+    for _ in 0..200 {
+        left = idempotency_key::Entity::find_by_id((user, "mine".to_owned()))
+            .one(db)
+            .await
+            .unwrap();
+        if left.is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(left, None, "the claim of a request gone is still there");
+    assert!(matches!(
+        idempotency::claim(db, user, "mine", "first").await.unwrap(),
+        Claim::Fresh { .. }
+    ));
+}
+
 #[tokio::test]
 async fn a_complete_audit_is_submitted_and_then_read_only() {
     let app = TestApp::spawn_demo().await;

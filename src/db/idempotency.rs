@@ -24,7 +24,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::batches::claims::{self, Claims};
+use super::batches::claims::{Claims, KeyRow};
 use super::entity::idempotency_key;
 use super::{DbError, now};
 
@@ -70,13 +70,16 @@ pub async fn claim(
     }
     let ts = now();
     let fresh = if db.get_database_backend() == DbBackend::Postgres {
-        let job = claims::Job {
+        let claim = KeyClaim {
             user,
             key: key.to_owned(),
             request_hash: request_hash.to_owned(),
             claimed_at: ts,
         };
-        super::batches::make::<Claims>(db, job).await?
+        matches!(
+            super::batches::make::<Claims>(db, claim).await?,
+            KeyRow::Inserted(_)
+        )
     } else {
         insert_claim(db, user, key, request_hash, ts).await?
     };
@@ -327,8 +330,9 @@ pub async fn complete(db: &DatabaseConnection, done: &Completion) -> Result<(), 
 }
 
 /// Frees the key of `claim` if its request did not finish: it failed on
-/// the server side, or its client hung up before its effect was written; a
-/// retry then runs it again. A key whose response is stored, or that
+/// the server side, or its client hung up before its effect was written
+/// (or, on PostgreSQL, while its claim was being made; see
+/// [`super::batches::claims`]); a retry then runs it again. A key whose response is stored, or that
 /// another claim has taken over (a later one of the same request too), is
 /// left as it is.
 ///

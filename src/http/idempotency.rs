@@ -13,7 +13,8 @@
 //! (see [`Keyed`]): `PATCH answers` does, so that a retry finds either the
 //! answers and their response, or neither. On the embedded database, if its
 //! client hangs up before that write is made, the write is skipped and the
-//! key is freed, so the retry runs the request at once.
+//! key is freed, so the retry runs the request at once. On PostgreSQL a key
+//! is freed so only if the client hangs up while the key is being claimed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -11,8 +11,8 @@
 //!   statements hold.);
 //! - a write whose client has hung up before its batch starts is not made,
 //!   as on SQLite; unless it carries an `Idempotency-Key`, which on
-//!   PostgreSQL a hang-up does not free: it is made, and its response
-//!   stored for the retry to replay;
+//!   PostgreSQL a hang-up after the claim does not free: it is made, and
+//!   its response stored for the retry to replay;
 //! - a batch that timed out and is made later all the same has written
 //!   its keyed responses with its answers: a keyed retry replays them, an
 //!   unkeyed one gets 412 and merges.
@@ -101,9 +101,9 @@ impl Kind for Answers {
     }
 
     // A keyed write is made all the same, and its response stored, so that
-    // the client's retry replays it: on PostgreSQL a hang-up does not free
-    // the key, whose retry would otherwise find it in progress until it is
-    // abandoned.
+    // the client's retry replays it: on PostgreSQL a hang-up after the
+    // claim does not free the key, whose retry would otherwise find it in
+    // progress until it is abandoned.
     fn made_for_a_request_gone(job: &Job) -> bool {
         job.done.is_some()
     }

@@ -14,11 +14,13 @@
 //! table for every batch, and in a load run a keyed write cost the
 //! database 364 µs instead of 238, more the longer the run went on.
 //!
-//! A batch that times out (see [`super`]) may still be made after its
-//! claims were answered 503; and a claim may be made for a request that
-//! has gone by the time its batch answers. Each such key stays claimed
-//! until it counts as abandoned, as a claim cut off by an outage or a
-//! hang-up did before.
+//! A claim made for a request that has gone by the time its batch answers
+//! (its client hung up while the claim waited) is freed before the next
+//! batch: nobody would use it, and the client's retry would otherwise find
+//! its key in progress until it counts as abandoned. A batch that times out (see
+//! [`super`]) may still be made after its claims were answered 503; each
+//! such key stays claimed until it counts as abandoned, as a claim cut off
+//! by an outage did before.
 
 use std::collections::HashSet;
 
@@ -29,23 +31,23 @@ use uuid::Uuid;
 
 use super::{Kind, Queues};
 use crate::db::DbError;
+use crate::db::idempotency::{self, KeyClaim};
 
-/// Claims of keys.
+/// Claims of keys; each inserts the row of its [`KeyClaim`].
 pub(in crate::db) struct Claims;
 
-/// One claim: the row it inserts.
+/// What one claim found.
 #[derive(Debug)]
-pub(in crate::db) struct Job {
-    pub(in crate::db) user: Uuid,
-    pub(in crate::db) key: String,
-    pub(in crate::db) request_hash: String,
-    pub(in crate::db) claimed_at: DateTime<Utc>,
+pub(in crate::db) enum KeyRow {
+    /// Its row was inserted: the key was free, and is the request's now.
+    Inserted(KeyClaim),
+    /// The key has a row: its request reads it and decides.
+    Found,
 }
 
 impl Kind for Claims {
-    type Job = Job;
-    /// Whether the key's row was inserted: the key was free.
-    type Outcome = bool;
+    type Job = KeyClaim;
+    type Outcome = KeyRow;
     type Row = (Uuid, String);
     const WHAT: &'static str = "claims of Idempotency-Keys";
 
@@ -54,23 +56,39 @@ impl Kind for Claims {
         &QUEUES
     }
 
-    fn row(job: &Job) -> (Uuid, String) {
+    fn row(job: &KeyClaim) -> (Uuid, String) {
         (job.user, job.key.clone())
     }
 
-    fn size(job: &Job) -> usize {
+    fn size(job: &KeyClaim) -> usize {
         job.key.len() + job.request_hash.len()
     }
 
     // Its request is gone: nothing would use or free the key.
-    fn made_for_a_request_gone(_: &Job) -> bool {
+    fn made_for_a_request_gone(_: &KeyClaim) -> bool {
         false
+    }
+
+    // Nothing will use the claim or free its key: it is freed now, before
+    // the next batch, where the client's retry may be.
+    async fn undelivered(db: &DatabaseConnection, outcome: KeyRow) {
+        let KeyRow::Inserted(claim) = outcome else {
+            return;
+        };
+        if let Err(err) = idempotency::release(db, &claim).await {
+            tracing::warn!(
+                user = %claim.user,
+                key = claim.key,
+                "the Idempotency-Key claimed for a request whose client hung up was not freed: \
+                 {err:?}"
+            );
+        }
     }
 
     async fn run(
         db: &DatabaseConnection,
-        jobs: Vec<Job>,
-    ) -> Result<Vec<Result<bool, DbError>>, sqlx::Error> {
+        jobs: Vec<KeyClaim>,
+    ) -> Result<Vec<Result<KeyRow, DbError>>, sqlx::Error> {
         let users: Vec<Uuid> = jobs.iter().map(|j| j.user).collect();
         let keys: Vec<&str> = jobs.iter().map(|j| j.key.as_str()).collect();
         let hashes: Vec<&str> = jobs.iter().map(|j| j.request_hash.as_str()).collect();
@@ -90,7 +108,14 @@ impl Kind for Claims {
             .collect::<Result<HashSet<_>, sqlx::Error>>()?;
         Ok(jobs
             .into_iter()
-            .map(|job| Ok(inserted.contains(&(job.user, job.key))))
+            .map(|job| {
+                let fresh = inserted.contains(&(job.user, job.key.clone()));
+                Ok(if fresh {
+                    KeyRow::Inserted(job)
+                } else {
+                    KeyRow::Found
+                })
+            })
             .collect())
     }
 }

@@ -27,7 +27,9 @@
 //!   statement may still be made after that, as one cut off by an outage
 //!   may: each kind says what becomes of its writes then;
 //! - a write whose client has hung up before its batch starts is not made,
-//!   unless its kind says it must be (see [`Kind::made_for_a_request_gone`]).
+//!   unless its kind says it must be (see [`Kind::made_for_a_request_gone`]);
+//!   one whose client hangs up while its batch runs is made, and its kind
+//!   may undo what nobody will use (see [`Kind::undelivered`]).
 //!
 //! A statement that fails fails every write of its batch, and nothing of
 //! it is written: with 503 for each if the database was unavailable, with
@@ -86,6 +88,19 @@ pub(super) trait Kind: Sized + 'static {
     /// Whether `job` is made even when its request has gone before its
     /// batch starts.
     fn made_for_a_request_gone(job: &Self::Job) -> bool;
+
+    /// Takes the outcome of a write whose request had gone by the time its
+    /// batch answered, to undo what nobody will use; by default what was
+    /// written for it stays written. It gets only the writes of a batch
+    /// whose statement was made, and only those it could not answer; it
+    /// runs after the batch has answered the others and before the next
+    /// batch starts, within the batch's time.
+    fn undelivered(
+        _db: &DatabaseConnection,
+        _outcome: Self::Outcome,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 
     /// Makes `jobs`, sorted by their rows, in one statement: the outcome of
     /// each, in their order, one for every job.
@@ -253,12 +268,25 @@ async fn run<K: Kind>(db: DatabaseConnection, mut batch: Vec<Waiting<K>>) {
             )))
         });
     match outcomes {
-        // Its request may have gone meanwhile; what was written for it
-        // stays written.
         Ok(outcomes) => {
             debug_assert_eq!(outcomes.len(), replies.len(), "one outcome per write");
+            // Those whose requests have gone meanwhile.
+            let mut undelivered = Vec::new();
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(outcome);
+                if let Err(Ok(outcome)) = reply.send(outcome) {
+                    undelivered.push(outcome);
+                }
+            }
+            let undo = async {
+                for outcome in undelivered {
+                    K::undelivered(&db, outcome).await;
+                }
+            };
+            if tokio::time::timeout(K::TIMEOUT, undo).await.is_err() {
+                tracing::warn!(
+                    "undoing what a batch of {} made for requests gone meanwhile took too long",
+                    K::WHAT
+                );
             }
         }
         Err(err) => {
@@ -343,6 +371,9 @@ mod tests {
     /// The rows of each batch run, in order.
     type Log = Arc<Mutex<Vec<Vec<u32>>>>;
 
+    /// The rows written for requests gone meanwhile, of every test.
+    static UNDELIVERED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
     struct Job {
         row: u32,
         does: Does,
@@ -374,6 +405,10 @@ mod tests {
 
         fn made_for_a_request_gone(job: &Job) -> bool {
             job.made_if_gone
+        }
+
+        async fn undelivered(_: &DatabaseConnection, row: u32) {
+            UNDELIVERED.lock().unwrap().push(row);
         }
 
         async fn run(
@@ -520,6 +555,12 @@ mod tests {
         // write of row 5 in the batch after the first; the gone write of row
         // 7 not made.
         assert_eq!(batches(&log), [vec![0], vec![2, 5, 9], vec![1, 4, 5]]);
+        // The gone write of row 9, made, is handed to its kind; no other.
+        let undelivered = UNDELIVERED.lock().unwrap().clone();
+        assert!(undelivered.contains(&9), "{undelivered:?}");
+        for row in [0, 1, 2, 4, 5, 7] {
+            assert!(!undelivered.contains(&row), "{undelivered:?}");
+        }
     }
 
     #[tokio::test]
