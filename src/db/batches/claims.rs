@@ -17,10 +17,10 @@
 //! A claim made for a request that has gone by the time its batch answers
 //! (its client hung up while the claim waited) is freed before the next
 //! batch: nobody would use it, and the client's retry would otherwise find
-//! its key in progress until it counts as abandoned. A batch that times out (see
-//! [`super`]) may still be made after its claims were answered 503; each
-//! such key stays claimed until it counts as abandoned, as a claim cut off
-//! by an outage did before.
+//! its key in progress until it counts as abandoned. A batch that times
+//! out (see [`super`]) may still be made after its claims were answered
+//! 503; each such key stays claimed until it counts as abandoned, as a
+//! claim cut off by an outage did before.
 
 use std::collections::HashSet;
 
