@@ -64,6 +64,30 @@ async fn hold_audit(
     (holder, lock)
 }
 
+/// Sets `column` of `user`'s `key` to `hours` ago, as if the key had been
+/// claimed or last touched then.
+async fn age_key(
+    db: &sea_orm::DatabaseConnection,
+    user: Uuid,
+    key: &str,
+    column: dostup::db::entity::idempotency_key::Column,
+    hours: i64,
+) {
+    use dostup::db::entity::idempotency_key;
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            column,
+            Expr::value(chrono::Utc::now() - chrono::Duration::hours(hours)),
+        )
+        .filter(idempotency_key::Column::UserId.eq(user))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(db)
+        .await
+        .unwrap();
+}
+
 /// Asks `sessions` (sessions waiting for a lock, counted or ended) every
 /// 25 ms for up to 5 s, until it finds some; how many it found last.
 async fn once_sessions_wait<F: std::future::Future<Output = usize>>(
@@ -1363,22 +1387,13 @@ async fn restart_under(ping: dostup::db::DatabasePing) {
 async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
     use dostup::db::entity::idempotency_key;
     use dostup::db::idempotency::{self, Claim, Completion, Deflated, KeyClaim};
-    use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter, sea_query::Expr};
+    use sea_orm::ActiveValue::Set;
 
     let app = TestApp::spawn().await;
     let db = &app.state.db;
     let user = Uuid::now_v7();
     let age = async |key: &str, column: idempotency_key::Column, hours: i64| {
-        idempotency_key::Entity::update_many()
-            .col_expr(
-                column,
-                Expr::value(chrono::Utc::now() - chrono::Duration::hours(hours)),
-            )
-            .filter(idempotency_key::Column::UserId.eq(user))
-            .filter(idempotency_key::Column::Key.eq(key))
-            .exec(db)
-            .await
-            .unwrap();
+        age_key(db, user, key, column, hours).await;
     };
 
     // Sixteen phones' retries at once: exactly one runs the request.
@@ -1608,7 +1623,6 @@ async fn idempotency_keys_are_claimed_once_and_taken_over_only_when_stale() {
 async fn keys_claimed_together_are_each_judged_by_their_own_row() {
     use dostup::db::entity::idempotency_key;
     use dostup::db::idempotency::{self, Claim, Completion, Deflated, KeyClaim};
-    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Before {
@@ -1665,16 +1679,7 @@ async fn keys_claimed_together_are_each_judged_by_their_own_row() {
                 }
                 // Its request never finished: its replica died an hour ago.
                 Before::Abandoned => {
-                    idempotency_key::Entity::update_many()
-                        .col_expr(
-                            idempotency_key::Column::UpdatedAt,
-                            Expr::value(chrono::Utc::now() - chrono::Duration::hours(1)),
-                        )
-                        .filter(idempotency_key::Column::UserId.eq(user))
-                        .filter(idempotency_key::Column::Key.eq(&key))
-                        .exec(db)
-                        .await
-                        .unwrap();
+                    age_key(db, user, &key, idempotency_key::Column::UpdatedAt, 1).await;
                 }
                 Before::Running | Before::Free => {}
             }

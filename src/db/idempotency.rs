@@ -332,9 +332,9 @@ pub async fn complete(db: &DatabaseConnection, done: &Completion) -> Result<(), 
 /// Frees the key of `claim` if its request did not finish: it failed on
 /// the server side, or its client hung up before its effect was written
 /// (or, on PostgreSQL, while its claim was being made; see
-/// [`super::batches::claims`]); a retry then runs it again. A key whose response is stored, or that
-/// another claim has taken over (a later one of the same request too), is
-/// left as it is.
+/// [`super::batches::claims`]); a retry then runs it again. A key whose
+/// response is stored, or that another claim has taken over (a later one of
+/// the same request too), is left as it is.
 ///
 /// # Errors
 /// Database failure.
