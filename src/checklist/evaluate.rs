@@ -3,7 +3,8 @@
 //! Results borrow texts from the catalog and answers, so scoring copies no messages.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::LazyLock;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -76,14 +77,41 @@ pub struct RuleResult<'a> {
 }
 
 /// Items and raw answers, serialised as a JSON object in reading order.
-#[derive(Debug, Clone, Default)]
-pub struct Values<'a>(pub Vec<(&'a str, Option<&'a Json>)>);
+///
+/// A view: the items are a slice of the catalog, and the answers one vector shared by every
+/// result of an evaluation, so a result costs no allocation of its own (an evaluation has a
+/// result per rule, each with its values, and is made for every answer to a write).
+#[derive(Clone)]
+pub struct Values<'a> {
+    catalog: &'a Catalog,
+    slots: &'a [u32],
+    /// The evaluation's raw answers, by slot.
+    raw: Arc<[Option<&'a Json>]>,
+}
+
+impl<'a> Values<'a> {
+    /// Each item (`checklist.item`) with its answer as given, `None` when unanswered.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a Json>)> + '_ {
+        self.slots.iter().filter_map(|s| {
+            Some((
+                self.catalog.item_at(*s)?.key.as_str(),
+                self.raw.get(*s as usize).copied().flatten(),
+            ))
+        })
+    }
+}
+
+impl fmt::Debug for Values<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
 
 impl Serialize for Values<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.iter() {
+            map.serialize_entry(k, &v)?;
         }
         map.end()
     }
@@ -169,7 +197,8 @@ static INCOMPLETE: LazyLock<Rendered<Localized>> = LazyLock::new(|| {
 /// State shared by rule evaluation and methodology scoring.
 pub(crate) struct Resolved<'a> {
     pub values: Vec<Value>,
-    pub raw: Vec<Option<&'a Json>>,
+    /// Raw answers by slot, shared with the results' [`Values`].
+    pub raw: Arc<[Option<&'a Json>]>,
     /// Final outcome per rule index.
     pub outcomes: Vec<Outcome>,
     /// Per slot: whether the item applies (its `when` holds), `None` when unknown.
@@ -184,18 +213,12 @@ impl<'a> Resolved<'a> {
         }
     }
 
-    pub(crate) fn values_of(&self, catalog: &'a Catalog, slots: &[u32]) -> Values<'a> {
-        Values(
-            slots
-                .iter()
-                .filter_map(|s| {
-                    Some((
-                        catalog.item_at(*s)?.key.as_str(),
-                        self.raw.get(*s as usize).copied().flatten(),
-                    ))
-                })
-                .collect(),
-        )
+    pub(crate) fn values_of(&self, catalog: &'a Catalog, slots: &'a [u32]) -> Values<'a> {
+        Values {
+            catalog,
+            slots,
+            raw: Arc::clone(&self.raw),
+        }
     }
 }
 
@@ -375,7 +398,7 @@ fn outcomes<'a>(
     let applies = applicability(catalog, &values);
     let mut resolved = Resolved {
         values,
-        raw,
+        raw: raw.into(),
         outcomes: Vec::with_capacity(catalog.rule_count()),
         applies,
     };

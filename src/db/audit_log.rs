@@ -16,6 +16,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
 };
+use serde::Serialize;
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -68,9 +69,10 @@ pub struct Entry {
     /// the entries of their scope).
     pub region: Option<String>,
     pub sector: Option<String>,
-    /// The target's state before and after; only their digests are kept.
-    pub before: Option<Json>,
-    pub after: Option<Json>,
+    /// Digests of the target's state before and after (see [`digest`]):
+    /// only they are kept.
+    pub before: Option<String>,
+    pub after: Option<String>,
     /// A few readable facts (new status, comment …), kept as they are.
     pub detail: Json,
 }
@@ -112,9 +114,9 @@ impl Entry {
 
     /// Sets the states whose digests are kept.
     #[must_use]
-    pub fn states(mut self, before: Option<Json>, after: Option<Json>) -> Self {
-        self.before = before;
-        self.after = after;
+    pub fn states<T: Digestible>(mut self, before: Option<T>, after: Option<T>) -> Self {
+        self.before = before.as_ref().map(digest);
+        self.after = after.as_ref().map(digest);
         self
     }
 
@@ -126,38 +128,93 @@ impl Entry {
     }
 }
 
-/// Lowercase hex SHA-256 of a JSON value's serialisation.
+/// Values whose JSON cannot fail to render (serde_json fails only on maps
+/// with non-string keys and on custom errors), so they can be digested:
+/// JSON values, an audit's state and a stored entry's fields. Sealed: the
+/// list is this crate's.
+pub trait Digestible: Serialize + sealed::Sealed {}
+
+pub(crate) mod sealed {
+    pub trait Sealed {}
+}
+
+impl sealed::Sealed for Json {}
+impl Digestible for Json {}
+
+/// Lowercase hex SHA-256 of a value's compact JSON.
+///
+/// The JSON is written into the hash as it is made, never whole in memory: the log digests
+/// an audit's state, answers included, twice for every write. A struct gives the same digest
+/// as a JSON object with the same fields only when its fields are in the order of their names,
+/// as an object's keys are written.
 #[must_use]
-pub fn digest(value: &Json) -> String {
-    hex::encode(Sha256::digest(value.to_string().as_bytes()))
+pub fn digest<T: Digestible + ?Sized>(value: &T) -> String {
+    let mut hash = Hashing(Sha256::new());
+    serde_json::to_writer(&mut hash, value)
+        .unwrap_or_else(|e| unreachable!("a Digestible value renders as JSON: {e}"));
+    hex::encode(hash.0.finalize())
+}
+
+/// Writes into a SHA-256 hash.
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The hash of a stored entry: SHA-256 over every field, `prev_hash`
-/// included, in a fixed order.
+/// included, in a fixed order (a JSON array).
 #[must_use]
 pub fn entry_hash(e: &audit_log::Model) -> String {
-    let canonical = json!([
-        e.seq,
-        timestamp(e.at),
-        e.actor_id,
-        e.actor_role,
-        e.action,
-        e.target_type,
-        e.target_id,
-        e.region_code,
-        e.sector,
-        e.before_digest,
-        e.after_digest,
-        e.detail,
-        e.request_id,
-        e.prev_hash,
-    ]);
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    digest(&Fields(e))
 }
 
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+/// A stored entry's fields as they are hashed.
+struct Fields<'a>(&'a audit_log::Model);
+
+impl sealed::Sealed for Fields<'_> {}
+impl Digestible for Fields<'_> {}
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        (
+            e.seq,
+            Timestamp(e.at),
+            e.actor_id,
+            &e.actor_role,
+            &e.action,
+            &e.target_type,
+            &e.target_id,
+            &e.region_code,
+            &e.sector,
+            &e.before_digest,
+            &e.after_digest,
+            &e.detail,
+            &e.request_id,
+            &e.prev_hash,
+        )
+            .serialize(s)
+    }
 }
+
+/// An entry's time as it is hashed: UTC with microseconds.
+struct Timestamp(DateTime<Utc>);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.format(TIMESTAMP))
+    }
+}
+
+const TIMESTAMP: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
 /// Creates the head row if this database has none yet (run at start, after
 /// migrations; idempotent and safe with replicas starting together).
@@ -210,8 +267,8 @@ impl Unsealed {
             target_id: entry.target_id,
             region_code: entry.region,
             sector: entry.sector,
-            before_digest: entry.before.as_ref().map(digest),
-            after_digest: entry.after.as_ref().map(digest),
+            before_digest: entry.before,
+            after_digest: entry.after,
             detail: entry.detail.to_string(),
             request_id: actor.request_id.clone(),
         }
@@ -569,5 +626,63 @@ mod tests {
         assert_ne!(entry_hash(&relinked), second.hash);
         assert_eq!(entry_hash(&second), second.hash, "stable");
         assert_eq!(first.hash.len(), 64);
+    }
+
+    /// The hash as entries stored so far were sealed with: the fields as a
+    /// `serde_json::Value` array, rendered to a string, then hashed.
+    fn hash_as_sealed_so_far(e: &audit_log::Model) -> String {
+        let fields = json!([
+            e.seq,
+            e.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            e.actor_id,
+            e.actor_role,
+            e.action,
+            e.target_type,
+            e.target_id,
+            e.region_code,
+            e.sector,
+            e.before_digest,
+            e.after_digest,
+            e.detail,
+            e.request_id,
+            e.prev_hash,
+        ]);
+        hex::encode(Sha256::digest(fields.to_string().as_bytes()))
+    }
+
+    #[test]
+    fn entries_sealed_before_still_verify() {
+        let first = entry(1, GENESIS);
+        let mut odd = entry(-2, &first.hash);
+        odd.at = DateTime::from_timestamp_micros(-1).unwrap_or_default();
+        odd.actor_id = None;
+        odd.actor_role = None;
+        odd.target_id = "«Школа № 5»\t\"a\\b\"\u{1}/é".to_owned();
+        odd.region_code = None;
+        odd.sector = None;
+        odd.before_digest = Some(digest(&json!({"answers": "{\"x\":\"\\n\"}"})));
+        odd.detail = r#"{"comment":"пандус \"нет\"\n"}"#.to_owned();
+        odd.request_id = Some("req-\u{7f}\u{2028}".to_owned());
+        for e in [&first, &odd] {
+            assert_eq!(entry_hash(e), hash_as_sealed_so_far(e), "entry {}", e.seq);
+        }
+        // The first entry's hash, as sealed before.
+        assert_eq!(
+            first.hash,
+            "27d0c6af577d97e6df820a5ded3629d96928efe9b1a77d8cbf034e1303e3ad30"
+        );
+    }
+
+    #[test]
+    fn a_digest_is_of_the_compact_json() {
+        let value = json!({"b": [1, "ж\"\n"], "a": null});
+        assert_eq!(
+            digest(&value),
+            hex::encode(Sha256::digest(value.to_string().as_bytes()))
+        );
+        assert_eq!(
+            digest(&value),
+            digest(&value.to_string().parse::<Json>().unwrap_or_default())
+        );
     }
 }

@@ -11,6 +11,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
+use serde::Serialize;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -598,21 +599,40 @@ impl Step<'_> {
     }
 }
 
-/// What the log digests of an audit's state.
+/// What the log digests of an audit's state (see [`super::audit_log::digest`]).
 #[must_use]
-pub fn state_of(audit: &audit::Model) -> Json {
-    json!({
-        "id": audit.id,
-        "site_id": audit.site_id,
-        "status": audit.status,
-        "version": audit.version,
-        "revision": audit.revision,
-        "answers": audit.answers,
-        "methodology": [audit.methodology_id, audit.methodology_version],
-        "release": audit.release_hash,
-        "claimed_by": audit.claimed_by,
-    })
+pub fn state_of(audit: &audit::Model) -> AuditState<'_> {
+    AuditState {
+        answers: &audit.answers,
+        claimed_by: audit.claimed_by,
+        id: audit.id,
+        methodology: (&audit.methodology_id, &audit.methodology_version),
+        release: &audit.release_hash,
+        revision: audit.revision,
+        site_id: audit.site_id,
+        status: &audit.status,
+        version: audit.version,
+    }
 }
+
+/// An audit's state as the log digests it. The fields are in the order of
+/// their names, as the keys of the JSON object the digests have always
+/// been computed over.
+#[derive(Debug, Serialize)]
+pub struct AuditState<'a> {
+    answers: &'a str,
+    claimed_by: Option<Uuid>,
+    id: Uuid,
+    methodology: (&'a str, &'a str),
+    release: &'a str,
+    revision: i32,
+    site_id: Uuid,
+    status: &'a str,
+    version: i64,
+}
+
+impl super::audit_log::sealed::Sealed for AuditState<'_> {}
+impl super::audit_log::Digestible for AuditState<'_> {}
 
 /// Writes an audit action's log entry and its change in one outbox row.
 async fn record(
@@ -670,4 +690,58 @@ pub fn scope_of(audit: &audit::Model) -> Result<AuditScope, String> {
             .parse()
             .map_err(|e| format!("audit {}: {e}", audit.id))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::audit_log::digest;
+
+    fn audit(claimed_by: Option<Uuid>, answers: &str) -> audit::Model {
+        let at = DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap_or_default();
+        audit::Model {
+            id: Uuid::from_u128(1),
+            site_id: Uuid::from_u128(2),
+            institution_id: Uuid::from_u128(3),
+            region_code: "48".to_owned(),
+            sector: "education".to_owned(),
+            created_by: Uuid::from_u128(4),
+            organisation_id: None,
+            status: "submitted".to_owned(),
+            methodology_id: "nok-344n".to_owned(),
+            methodology_version: "1.2.0".to_owned(),
+            release_hash: "ab".repeat(32),
+            answers: answers.to_owned(),
+            version: 17,
+            create_fingerprint: String::new(),
+            started_at: None,
+            submitted_at: Some(at),
+            revision: 2,
+            claimed_by,
+            claimed_at: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn an_audits_state_digests_as_it_always_has() {
+        let answers =
+            r#"{"entrance.ramp_note":"«нет» \"пандуса\"\n\\","territory.parking_total":3}"#;
+        for audit in [audit(None, "{}"), audit(Some(Uuid::from_u128(9)), answers)] {
+            // The object the log's digests were computed over so far.
+            let before = json!({
+                "id": audit.id,
+                "site_id": audit.site_id,
+                "status": audit.status,
+                "version": audit.version,
+                "revision": audit.revision,
+                "answers": audit.answers,
+                "methodology": [audit.methodology_id, audit.methodology_version],
+                "release": audit.release_hash,
+                "claimed_by": audit.claimed_by,
+            });
+            assert_eq!(digest(&state_of(&audit)), digest(&before));
+        }
+    }
 }
