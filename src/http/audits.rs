@@ -170,7 +170,7 @@ async fn put_audit(
         Created::New(audit) => {
             // A new audit has no photos: adding one makes a new version.
             state.recent_audits.keep(audit.clone(), Some(Arc::from([])));
-            respond_with(&state, StatusCode::CREATED, audit, Vec::new()).await
+            respond_with(&state, StatusCode::CREATED, &audit, Vec::new()).await
         }
         Created::Existing(audit) => same_or_conflict(&state, &who, audit, &fingerprint).await,
     }
@@ -370,10 +370,7 @@ async fn patch_answers(
     // The copy this process kept when it last wrote the audit, if that is
     // the version the client saw: the write itself checks it still is.
     if let Some(recent) = state.recent_audits.get(id, batch.expected) {
-        match batch
-            .apply(recent.audit.clone(), recent.photos.clone())
-            .await
-        {
+        match batch.apply(&recent.audit, recent.photos.clone()).await {
             Ok(Some(response)) => return Ok(response),
             // The service or the database failed: the answer is that.
             Err(err) if err.status().is_server_error() => return Err(err),
@@ -385,7 +382,7 @@ async fn patch_answers(
     let audit = repo::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("audit"))?;
-    match batch.apply(audit, None).await? {
+    match batch.apply(&audit, None).await? {
         Some(response) => Ok(response),
         None => Err(lost_race(&state, id).await),
     }
@@ -416,16 +413,16 @@ impl Batch<'_> {
     /// found the audit no longer as `audit` shows it.
     async fn apply(
         &self,
-        audit: row::Model,
+        audit: &row::Model,
         photos: Option<Arc<[photo_row::Model]>>,
     ) -> ApiResult<Option<Response>> {
         let state = self.state;
-        let scope = seen_by(self.who, &audit)?;
-        ensure_editable(self.who, &scope, &audit)?;
+        let scope = seen_by(self.who, audit)?;
+        ensure_editable(self.who, &scope, audit)?;
         if audit.version != self.expected {
             return Err(stale(audit.version));
         }
-        let catalog = pinned_catalog(state, &audit).await?;
+        let catalog = pinned_catalog(state, audit).await?;
         let errors: Vec<FieldError> = self
             .answers
             .iter()
@@ -435,7 +432,7 @@ impl Batch<'_> {
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));
         }
-        let merged = audit::merge_answers(answers_of(&audit)?, self.answers);
+        let merged = audit::merge_answers(answers_of(audit)?, self.answers);
         // The whole answer shows the photos. Read before the write, they are
         // those of the version it makes: a photo added in between bumps the
         // version, and the write fails.
@@ -446,41 +443,41 @@ impl Batch<'_> {
         // With a key, the answer is made before the write, which stores it
         // for replay with the answers (see `idempotency::Keyed`).
         if let Some(keyed) = self.keyed
-            && let Some(write) = repo::prepare_answers(&state.db, &audit, &merged, &self.actor)?
+            && let Some(write) = repo::prepare_answers(&state.db, audit, &merged, &self.actor)?
         {
             let answer = self
-                .answer(write.audit().clone(), &catalog, photos.as_deref())
+                .answer(write.audit(), &catalog, photos.as_deref())
                 .await?;
             let (answer, done) = keyed.store_with(answer).await?;
             let Some((updated, _)) =
-                repo::write_answers(&state.db, &audit, write, Some(done)).await?
+                repo::write_answers(&state.db, audit, write, Some(done)).await?
             else {
                 return Ok(None);
             };
             state.recent_audits.keep(updated, photos);
             return Ok(Some(answer));
         }
-        let Some(updated) = repo::update_answers(&state.db, &audit, &merged, &self.actor).await?
+        let Some(updated) = repo::update_answers(&state.db, audit, &merged, &self.actor).await?
         else {
             return Ok(None);
         };
-        state.recent_audits.keep(updated.clone(), photos.clone());
-        self.answer(updated, &catalog, photos.as_deref())
-            .await
-            .map(Some)
+        let answer = self.answer(&updated, &catalog, photos.as_deref()).await;
+        // Kept before the answer leaves, so the client's next batch finds it.
+        state.recent_audits.keep(updated, photos);
+        answer.map(Some)
     }
 
     /// The answer to the batch once `updated` is written: the whole audit
     /// with `photos`, or the short answer the client asked for.
     async fn answer(
         &self,
-        updated: row::Model,
+        updated: &row::Model,
         catalog: &crate::checklist::Catalog,
         photos: Option<&[photo_row::Model]>,
     ) -> ApiResult<Response> {
         let state = self.state;
         if self.minimal {
-            let saved = saved(state, &updated, catalog).await?;
+            let saved = saved(state, updated, catalog).await?;
             let mut response = (
                 StatusCode::OK,
                 [(header::ETAG, etag(saved.version))],
@@ -748,33 +745,33 @@ pub(super) async fn respond(
     audit: row::Model,
 ) -> ApiResult<Response> {
     let photos = super::photos::of_audit(state, audit.id).await?;
-    respond_with(state, status, audit, photos).await
+    respond_with(state, status, &audit, photos).await
 }
 
 /// [`respond`] with the audit's photos at hand.
 async fn respond_with(
     state: &AppState,
     status: StatusCode,
-    audit: row::Model,
+    audit: &row::Model,
     photos: Vec<PhotoOut>,
 ) -> ApiResult<Response> {
-    let catalog = pinned_catalog(state, &audit).await?;
-    let answers = answer_set(&audit)?;
-    let (overrides, review) = super::review::review_state(state, &audit).await?;
+    let catalog = pinned_catalog(state, audit).await?;
+    let answers = answer_set(audit)?;
+    let (overrides, review) = super::review::review_state(state, audit).await?;
     let evaluation = evaluate(&catalog, Some(&audit.methodology_id), &answers, &overrides)
         .map_err(|e| anyhow::anyhow!("audit {} does not evaluate: {e}", audit.id))?;
     // Most of the body is the evaluation, some 600 bytes a rule, and then the answers as
     // stored: sized for both, the body is written once, without growing from nothing.
     let capacity = evaluation.rules.len() * 640 + audit.answers.len() + 4096;
     let out = AuditOut {
-        status: parse_status(&audit)?,
+        status: parse_status(audit)?,
         id: audit.id,
         site_id: audit.site_id,
         institution_id: audit.institution_id,
         version: audit.version,
         methodology: MethodologyRef {
             id: audit.methodology_id.clone(),
-            version: audit.methodology_version,
+            version: audit.methodology_version.clone(),
         },
         release: &audit.release_hash,
         created_by: audit.created_by,
