@@ -170,7 +170,8 @@ async fn put_audit(
         Created::New(audit) => {
             // A new audit has no photos: adding one makes a new version.
             state.recent_audits.keep(audit.clone(), Some(Arc::from([])));
-            respond_with(&state, StatusCode::CREATED, &audit, Vec::new()).await
+            let answers = answer_set(&audit)?;
+            respond_with(&state, StatusCode::CREATED, &audit, &answers, Vec::new()).await
         }
         Created::Existing(audit) => same_or_conflict(&state, &who, audit, &fingerprint).await,
     }
@@ -446,7 +447,7 @@ impl Batch<'_> {
             && let Some(write) = repo::prepare_answers(&state.db, audit, &merged, &self.actor)?
         {
             let answer = self
-                .answer(write.audit(), &catalog, photos.as_deref())
+                .answer(write.audit(), merged, &catalog, photos.as_deref())
                 .await?;
             let (answer, done) = keyed.store_with(answer).await?;
             let Some((updated, _)) =
@@ -461,23 +462,28 @@ impl Batch<'_> {
         else {
             return Ok(None);
         };
-        let answer = self.answer(&updated, &catalog, photos.as_deref()).await;
+        let answer = self
+            .answer(&updated, merged, &catalog, photos.as_deref())
+            .await;
         // Kept before the answer leaves, so the client's next batch finds it.
         state.recent_audits.keep(updated, photos);
         answer.map(Some)
     }
 
-    /// The answer to the batch once `updated` is written: the whole audit
-    /// with `photos`, or the short answer the client asked for.
+    /// The answer to the batch once `updated` is written with `answers`
+    /// (what its answers text holds, so it is not parsed again): the whole
+    /// audit with `photos`, or the short answer the client asked for.
     async fn answer(
         &self,
         updated: &row::Model,
+        answers: BTreeMap<String, Json_>,
         catalog: &crate::checklist::Catalog,
         photos: Option<&[photo_row::Model]>,
     ) -> ApiResult<Response> {
         let state = self.state;
+        let answers = answer_set_with(updated, answers);
         if self.minimal {
-            let saved = saved(state, updated, catalog).await?;
+            let saved = saved(state, updated, &answers, catalog).await?;
             let mut response = (
                 StatusCode::OK,
                 [(header::ETAG, etag(saved.version))],
@@ -494,7 +500,7 @@ impl Batch<'_> {
             .iter()
             .flat_map(|photos| photos.iter().cloned().map(PhotoOut::from))
             .collect();
-        respond_with(state, StatusCode::OK, updated, photos).await
+        respond_with(state, StatusCode::OK, updated, &answers, photos).await
     }
 }
 
@@ -528,11 +534,11 @@ fn prefers_minimal(headers: &HeaderMap) -> bool {
 async fn saved(
     state: &AppState,
     audit: &row::Model,
+    answers: &AnswerSet,
     catalog: &crate::checklist::Catalog,
 ) -> ApiResult<AnswersSaved> {
-    let answers = answer_set(audit)?;
     let (overrides, _) = super::review::review_state(state, audit).await?;
-    let evaluation = evaluate(catalog, Some(&audit.methodology_id), &answers, &overrides)
+    let evaluation = evaluate(catalog, Some(&audit.methodology_id), answers, &overrides)
         .map_err(|e| anyhow::anyhow!("audit {} does not evaluate: {e}", audit.id))?;
     Ok(AnswersSaved {
         id: audit.id,
@@ -718,11 +724,16 @@ pub(super) fn answers_of(audit: &row::Model) -> ApiResult<BTreeMap<String, Json_
 }
 
 pub(super) fn answer_set(audit: &row::Model) -> ApiResult<AnswerSet> {
-    Ok(AnswerSet {
+    Ok(answer_set_with(audit, answers_of(audit)?))
+}
+
+/// The answer set of `audit` whose answers, as parsed, are `answers`.
+fn answer_set_with(audit: &row::Model, answers: BTreeMap<String, Json_>) -> AnswerSet {
+    AnswerSet {
         methodology: Some(audit.methodology_id.clone()),
-        answers: answers_of(audit)?,
+        answers,
         survey: None,
-    })
+    }
 }
 
 /// The checklist release an audit is pinned to.
@@ -745,7 +756,8 @@ pub(super) async fn respond(
     audit: row::Model,
 ) -> ApiResult<Response> {
     let photos = super::photos::of_audit(state, audit.id).await?;
-    respond_with(state, status, &audit, photos).await
+    let answers = answer_set(&audit)?;
+    respond_with(state, status, &audit, &answers, photos).await
 }
 
 /// [`respond`] with the audit's photos at hand.
@@ -753,12 +765,12 @@ async fn respond_with(
     state: &AppState,
     status: StatusCode,
     audit: &row::Model,
+    answers: &AnswerSet,
     photos: Vec<PhotoOut>,
 ) -> ApiResult<Response> {
     let catalog = pinned_catalog(state, audit).await?;
-    let answers = answer_set(audit)?;
     let (overrides, review) = super::review::review_state(state, audit).await?;
-    let evaluation = evaluate(&catalog, Some(&audit.methodology_id), &answers, &overrides)
+    let evaluation = evaluate(&catalog, Some(&audit.methodology_id), answers, &overrides)
         .map_err(|e| anyhow::anyhow!("audit {} does not evaluate: {e}", audit.id))?;
     // Most of the body is the evaluation, some 600 bytes a rule, and then the answers as
     // stored: sized for both, the body is written once, without growing from nothing.
