@@ -206,7 +206,7 @@ pub async fn update_answers(
             .await?
             .map(|(after, _)| after));
     }
-    let text = answers_text(answers);
+    let text = answers_text(answers)?;
     let detail = answers_detail(answers);
     let (owned, before, actor) = (db.clone(), before.clone(), actor.clone());
     super::on_writer(db, async move {
@@ -274,7 +274,7 @@ pub fn prepare_answers(
     let after = audit::Model {
         version: before.version + 1,
         updated_at: now(),
-        answers: answers_text(answers),
+        answers: answers_text(answers)?,
         ..before.clone()
     };
     let (entry, change) = Step::new("audit.updated", "audit.answers_updated", before, &after)
@@ -334,8 +334,14 @@ pub async fn write_answers(
 }
 
 /// The answers as stored.
-fn answers_text(answers: &BTreeMap<String, Json>) -> String {
-    serde_json::to_string(answers).unwrap_or_else(|_| "{}".to_owned())
+/// The answers as stored.
+///
+/// # Errors
+/// They do not serialise (a bug: a map of strings to JSON values always
+/// does). The write fails then, rather than store something else.
+fn answers_text(answers: &BTreeMap<String, Json>) -> Result<String, DbError> {
+    serde_json::to_string(answers)
+        .map_err(|e| DbError::Other(sea_orm::DbErr::Custom(format!("audit answers: {e}"))))
 }
 
 /// The log entry's detail of an answer write: the items it sets.
