@@ -2262,4 +2262,21 @@ async fn an_answer_carries_the_evaluation_dostup_score_prints() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(read, saved);
+
+    // A later batch merges into the answers kept: one changed, one cleared,
+    // sent with a key as a phone does. Its answer is the audit as read.
+    let first = answers.as_object().unwrap().keys().next().unwrap().clone();
+    let batch = json!({first.clone(): null, "territory.parking_total": 7});
+    let (status, _, merged) =
+        call(patch(&app, &phone, &id, Some("\"2\""), batch).header("idempotency-key", "merge-1"))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    assert_eq!(merged["version"], 3);
+    assert!(merged["answers"].get(&first).is_none(), "{merged}");
+    assert_eq!(merged["answers"]["territory.parking_total"], 7);
+    let (_, _, read) = call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&phone)).await;
+    assert_eq!(
+        read, merged,
+        "the answer to a merging batch is the audit as read"
+    );
 }
