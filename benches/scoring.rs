@@ -34,6 +34,15 @@ fn scoring(c: &mut Criterion) {
                     .map(|e| serde_json::to_vec(&e).map(|v| v.len()))
             })
         });
+        // As an audit's answer writes it: by hand, the rules' fixed parts as rendered.
+        c.bench_function(&format!("evaluate+write_json/{example}"), |b| {
+            b.iter(|| {
+                evaluate(black_box(&catalog), None, black_box(&answers), &overrides).map(|e| {
+                    let mut out = Vec::new();
+                    e.write_json(&mut out).map(|()| out.len())
+                })
+            })
+        });
     }
 }
 

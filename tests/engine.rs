@@ -474,3 +474,97 @@ fn scores_are_exact_decimals() {
     let json = serde_json::to_string(&e).unwrap();
     assert!(json.contains("\"k3\":54.31"), "exact decimal in JSON");
 }
+
+/// An audit's answer writes its evaluation by hand (`Evaluation::write_json`), copying each
+/// rule's result as rendered up to its values. It must be, byte for byte, what serde_json
+/// writes for the evaluation: for every example, with each scoring methodology, with and
+/// without reviewers' verdicts (whose comments need escaping), and for results changed after
+/// the evaluation was made.
+#[test]
+fn the_evaluation_written_by_hand_is_what_serde_json_writes() {
+    fn same(e: &dostup::checklist::Evaluation<'_>, what: &str) {
+        let mut by_hand = Vec::new();
+        e.write_json(&mut by_hand).unwrap();
+        assert_eq!(
+            String::from_utf8(by_hand).unwrap(),
+            serde_json::to_string(e).unwrap(),
+            "{what}"
+        );
+    }
+    let c = catalog();
+    let mut overrides = Overrides::new();
+    overrides.insert(
+        "entrance_ramp.ramp_condition".into(),
+        Override {
+            verdict: Verdict::Fail,
+            comment: "фото: \"покрытие\" \\ разбито\n".into(),
+        },
+    );
+    overrides.insert(
+        "sanitary.accessible_toilet".into(),
+        Override {
+            verdict: Verdict::NotApplicable,
+            comment: String::new(),
+        },
+    );
+    let mut noted = example("typical-older-building");
+    noted.answers.insert(
+        "territory.notes".into(),
+        json!("«Вход» \"со двора\"\t\u{1}"),
+    );
+    let answer_sets = [
+        (
+            "accessible-new-building",
+            example("accessible-new-building"),
+        ),
+        ("typical-older-building", example("typical-older-building")),
+        ("incomplete-audit", example("incomplete-audit")),
+        ("typical-older-building with a note", noted),
+    ];
+    let mut outcomes = BTreeSet::new();
+    // Twice: the rendered parts are made by the first evaluation and reused by the next.
+    for round in 0..2 {
+        for (name, answers) in &answer_sets {
+            for methodology in [None, Some("example-region-points")] {
+                for verdicts in [&NO_OVERRIDES, &overrides] {
+                    let e = evaluate(&c, methodology, answers, verdicts).unwrap();
+                    outcomes.extend(e.rules.iter().map(|r| format!("{:?}", r.outcome)));
+                    let what = format!(
+                        "{name}, {methodology:?}, {} verdicts, round {round}",
+                        verdicts.len()
+                    );
+                    same(&e, &what);
+                }
+            }
+        }
+    }
+    assert_eq!(
+        outcomes.len(),
+        5,
+        "the examples give every outcome: {outcomes:?}"
+    );
+
+    // Results changed after the evaluation are written as they now are, not as rendered.
+    let answers = example("typical-older-building");
+    let mut e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();
+    let passed: Vec<usize> = (0..e.rules.len())
+        .filter(|&n| e.rules[n].outcome == Outcome::Pass)
+        .collect();
+    assert!(passed.len() >= 4, "the example passes rules");
+    e.rules[passed[0]].outcome = Outcome::NeedsReview;
+    e.rules[passed[1]].review = Some(Override {
+        verdict: Verdict::Pass,
+        comment: "принято".into(),
+    });
+    // Failed by both, but still with the message and work of a pass.
+    e.rules[passed[2]].outcome = Outcome::Fail;
+    e.rules[passed[2]].engine_outcome = Outcome::Fail;
+    e.rules[passed[3]].rule = "another.rule";
+    // Incomplete by both, with the message of a rule that does not apply.
+    let na = (0..e.rules.len())
+        .find(|&n| e.rules[n].outcome == Outcome::NotApplicable)
+        .unwrap();
+    e.rules[na].outcome = Outcome::Incomplete;
+    e.rules[na].engine_outcome = Outcome::Incomplete;
+    same(&e, "changed results");
+}

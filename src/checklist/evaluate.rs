@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -17,7 +17,7 @@ use super::error::EvalError;
 use super::expr::{Env, Value};
 use super::methodology::{Methodology, MethodologyKind, NokScore, PassportResult, PointsScore};
 use super::model::{Item, Rule, RuleTest};
-use super::rendered::{Raw, Rendered};
+use super::rendered::{JsonObject, Raw, Rendered};
 use super::schema::Norm;
 use super::text::Localized;
 use super::types::{Category, Outcome, PhotoPolicy, Severity, Verdict, Work, Zone};
@@ -74,6 +74,111 @@ pub struct RuleResult<'a> {
     pub work: Option<Work>,
     /// The items the rule reads and their answers as given (`null` when unanswered).
     pub values: Values<'a>,
+    /// The rule the result was made for, whose results are rendered up to their values (see
+    /// [`RuleResult::write_json`]).
+    #[serde(skip)]
+    made_for: MadeFor<'a>,
+}
+
+/// The rule a result was made for; `Debug` does not show it.
+#[derive(Clone, Copy)]
+struct MadeFor<'a>(Option<&'a Rule>);
+
+impl fmt::Debug for MadeFor<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MadeFor(..)")
+    }
+}
+
+/// Every outcome, in the order of [`ResultHeads`].
+const OUTCOMES: [Outcome; 5] = [
+    Outcome::Pass,
+    Outcome::Fail,
+    Outcome::NotApplicable,
+    Outcome::Incomplete,
+    Outcome::NeedsReview,
+];
+
+impl RuleResult<'_> {
+    /// Writes the JSON serde_json writes for the result, most of it copied as rendered the
+    /// first time the rule was evaluated: everything but the values depends only on the rule
+    /// and its outcome, unless a reviewer's verdict changed it (then it is written field by
+    /// field, as before).
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let Some(head) = self.head() else {
+            return serde_json::to_writer(out, self);
+        };
+        out.extend_from_slice(head.as_bytes());
+        self.values.write_json(out)?;
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// The rendered head of this result: only if every field it covers is what [`evaluate`]
+    /// sets for the rule and the outcome without a reviewer's verdict (the fields are public,
+    /// so a holder may have changed them).
+    fn head(&self) -> Option<&str> {
+        let rule = self.made_for.0?;
+        let as_made = self.review.is_none()
+            && self.outcome == self.engine_outcome
+            && std::ptr::eq(self.rule, rule.key.as_str())
+            && self.zone == rule.zone
+            && self.severity == rule.severity
+            && self.affects.is(&rule.affects.raw())
+            && self.norm.is(&rule.norm.raw())
+            && self.message.is(&message(rule, self.outcome))
+            && self.work == (self.outcome == Outcome::Fail).then_some(rule.work);
+        if !as_made {
+            return None;
+        }
+        rule.heads
+            .0
+            .get()?
+            .get(outcome_index(self.outcome))?
+            .as_deref()
+    }
+}
+
+const fn outcome_index(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Pass => 0,
+        Outcome::Fail => 1,
+        Outcome::NotApplicable => 2,
+        Outcome::Incomplete => 3,
+        Outcome::NeedsReview => 4,
+    }
+}
+
+/// A rule's result as JSON up to its values (`{"rule":…,"values":`), for each outcome when no
+/// reviewer's verdict is involved: made the first time the rule is evaluated, with the
+/// derived serialisation, so the bytes are the same. `None` where that did not render as
+/// expected (it always does: the fields are strings and pre-rendered texts).
+#[derive(Clone, Default)]
+pub(crate) struct ResultHeads(OnceLock<[Option<Box<str>>; OUTCOMES.len()]>);
+
+impl fmt::Debug for ResultHeads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResultHeads(..)")
+    }
+}
+
+impl ResultHeads {
+    /// Renders `rule`'s heads, unless they are.
+    fn render(catalog: &Catalog, rule: &Rule) {
+        rule.heads.0.get_or_init(|| {
+            OUTCOMES.map(|outcome| {
+                let values = Values {
+                    catalog,
+                    slots: &[],
+                    raw: Arc::from([]),
+                };
+                let mut result = result_of(rule, outcome, outcome, None, values);
+                result.made_for = MadeFor(None);
+                let json = serde_json::to_string(&result).ok()?;
+                json.strip_suffix("{}}").map(Box::from)
+            })
+        });
+    }
 }
 
 /// Items and raw answers, serialised as a JSON object in reading order.
@@ -98,6 +203,34 @@ impl<'a> Values<'a> {
                 self.raw.get(*s as usize).copied().flatten(),
             ))
         })
+    }
+}
+
+impl Values<'_> {
+    /// Writes the JSON serde_json writes for the values. Item keys are identifiers joined by a
+    /// dot (the loader refuses others), written as they are; one that would need escaping
+    /// goes through serde_json.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.push(b'{');
+        for (n, (key, value)) in self.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            if key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            {
+                out.push(b'"');
+                out.extend_from_slice(key.as_bytes());
+                out.push(b'"');
+            } else {
+                serde_json::to_writer(&mut *out, key)?;
+            }
+            out.push(b':');
+            serde_json::to_writer(&mut *out, &value)?;
+        }
+        out.push(b'}');
+        Ok(())
     }
 }
 
@@ -181,6 +314,45 @@ pub struct Evaluation<'a> {
     pub rules: Vec<RuleResult<'a>>,
 }
 
+impl Evaluation<'_> {
+    /// Writes the JSON serde_json writes for the evaluation (`serde_json::to_writer`), in
+    /// about a third of the time: an audit's answer carries it on every write, and most of it
+    /// is the rules' results, whose fixed parts are copied as rendered once per rule (see
+    /// [`RuleResult`]). The derived serialisation stays the reference: tests compare the two.
+    ///
+    /// # Errors
+    /// A value does not serialise (serde_json fails only on maps with non-string keys and on
+    /// custom errors, which nothing here has).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut object = JsonObject::new(out);
+        object.field("engine_version", self.engine_version)?;
+        object.field("methodology", &self.methodology)?;
+        object.field("passport_methodology", &self.passport_methodology)?;
+        object.field("checklists", &self.checklists)?;
+        object.field("complete", &self.complete)?;
+        object.field("summary", &self.summary)?;
+        object.field("completeness", &self.completeness)?;
+        object.field("passport", &self.passport)?;
+        if let Some(nok) = &self.nok {
+            object.field("nok", nok)?;
+        }
+        if let Some(points) = &self.points {
+            object.field("points", points)?;
+        }
+        let out = object.key("rules");
+        out.push(b'[');
+        for (n, rule) in self.rules.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            rule.write_json(out)?;
+        }
+        out.push(b']');
+        object.end();
+        Ok(())
+    }
+}
+
 static NOT_APPLICABLE: LazyLock<Rendered<Localized>> = LazyLock::new(|| {
     Rendered::new(Localized {
         ru: "Не применяется: условие применения правила не выполнено.".to_owned(),
@@ -254,19 +426,14 @@ pub fn evaluate<'a>(
             Outcome::Incomplete => summary.incomplete += 1,
             Outcome::NeedsReview => summary.needs_review += 1,
         }
-        rules.push(RuleResult {
-            rule: &rule.key,
-            zone: rule.zone,
-            severity: rule.severity,
-            affects: rule.affects.raw(),
-            norm: rule.norm.raw(),
+        ResultHeads::render(catalog, rule);
+        rules.push(result_of(
+            rule,
             outcome,
-            engine_outcome: engine[index as usize],
-            review: overrides.get(&rule.key).cloned(),
-            message: message(rule, outcome),
-            work: (outcome == Outcome::Fail).then_some(rule.work),
-            values: resolved.values_of(catalog, &rule.reads),
-        });
+            engine[index as usize],
+            overrides.get(&rule.key).cloned(),
+            resolved.values_of(catalog, &rule.reads),
+        ));
     }
 
     let completeness = completeness(catalog, &resolved);
@@ -499,6 +666,30 @@ fn engine_outcome(rule: &Rule, env: &Env<'_>) -> Outcome {
     }
 }
 
+/// A rule's result.
+fn result_of<'a>(
+    rule: &'a Rule,
+    outcome: Outcome,
+    engine_outcome: Outcome,
+    review: Option<Override>,
+    values: Values<'a>,
+) -> RuleResult<'a> {
+    RuleResult {
+        rule: &rule.key,
+        zone: rule.zone,
+        severity: rule.severity,
+        affects: rule.affects.raw(),
+        norm: rule.norm.raw(),
+        outcome,
+        engine_outcome,
+        review,
+        message: message(rule, outcome),
+        work: (outcome == Outcome::Fail).then_some(rule.work),
+        values,
+        made_for: MadeFor(Some(rule)),
+    }
+}
+
 fn message(rule: &Rule, outcome: Outcome) -> Raw<'_, Localized> {
     match outcome {
         Outcome::Pass => rule.pass.raw(),
@@ -547,5 +738,38 @@ fn photo_required(item: &Item, value: Value, outcomes: &[Outcome]) -> bool {
             .checked_by
             .iter()
             .any(|r| outcomes.get(*r as usize) == Some(&Outcome::Fail)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Every result `evaluate` makes without a reviewer's verdict is written from its rule's
+    /// rendered head (that it is the same JSON is `tests/engine.rs`'s to show); with a
+    /// verdict, field by field.
+    #[test]
+    fn results_without_a_verdict_are_written_from_their_rendered_heads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists");
+        let catalog = Catalog::load_dir(&dir).unwrap();
+        let text =
+            std::fs::read_to_string(dir.join("examples/typical-older-building.json")).unwrap();
+        let answers = AnswerSet::from_json(&text).unwrap();
+        let verdict = Override {
+            verdict: super::super::types::Verdict::Pass,
+            comment: String::new(),
+        };
+        let overrides: Overrides = [("sanitary.accessible_toilet".to_owned(), verdict)].into();
+        let e = evaluate(&catalog, None, &answers, &overrides).unwrap();
+        assert!(e.rules.len() > 50);
+        for result in &e.rules {
+            let reviewed = result.rule == "sanitary.accessible_toilet";
+            assert_eq!(result.head().is_none(), reviewed, "{}", result.rule);
+            if let Some(head) = result.head() {
+                assert!(head.ends_with("\"values\":"), "{head}");
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_saphyr::Spanned;
 
 use super::error::LoadErrors;
+use super::evaluate::ResultHeads;
 use super::expr::{Expr, ItemInfo, ItemTy, Lookup, Scope};
 use super::model::{Checklist, ChoiceOption, Item, ItemKind, Rule, RuleTest};
 use super::rendered::Rendered;
@@ -580,6 +581,7 @@ fn compile_rule(
         work: rr.work,
         zone: raw.zone,
         reads,
+        heads: ResultHeads::default(),
     })
 }
 

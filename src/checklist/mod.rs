@@ -41,7 +41,7 @@ pub use evaluate::{
 pub use expr::{Expr, ExprError, check_syntax};
 pub use methodology::Methodology;
 pub use model::{Checklist, ChoiceOption, Item, ItemKind, Rule, RuleTest};
-pub use rendered::{Raw, Rendered};
+pub use rendered::{JsonObject, Raw, Rendered};
 pub use report::{render_checklist, render_evaluation};
 pub use schema::Norm;
 pub use text::Localized;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::evaluate::ResultHeads;
 use super::expr::Expr;
 use super::rendered::Rendered;
 use super::schema::Norm;
@@ -217,6 +218,8 @@ pub struct Rule {
     pub(crate) zone: Zone,
     /// Slots the rule reads (its `when` and `check`), for "the values that decided it".
     pub(crate) reads: Vec<u32>,
+    /// Its results as JSON up to their values, made on first use.
+    pub(crate) heads: ResultHeads,
 }
 
 impl Rule {

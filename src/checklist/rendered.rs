@@ -96,6 +96,14 @@ pub struct Raw<'a, T> {
     json: &'a RawValue,
 }
 
+impl<T> Raw<'_, T> {
+    /// Whether both lend the same rendered value (the same text of the same checklist).
+    #[must_use]
+    pub fn is(&self, other: &Raw<'_, T>) -> bool {
+        std::ptr::eq(self.json, other.json)
+    }
+}
+
 impl<T> Deref for Raw<'_, T> {
     type Target = T;
 
@@ -113,6 +121,56 @@ impl<T: fmt::Debug> fmt::Debug for Raw<'_, T> {
 impl<T> Serialize for Raw<'_, T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.json.serialize(s)
+    }
+}
+
+/// A JSON object written field by field into a buffer, for the answers whose derived
+/// serialisation costs too much (see [`super::Evaluation::write_json`]). It writes what
+/// serde_json's derive writes for a struct with the same fields in the same order: names
+/// are Rust field names, which need no escaping, and values go through serde_json.
+pub struct JsonObject<'o> {
+    out: &'o mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'o> JsonObject<'o> {
+    /// Opens the object.
+    pub fn new(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, empty: true }
+    }
+
+    /// Writes `"name":` and lends the buffer for the value.
+    pub fn key(&mut self, name: &str) -> &mut Vec<u8> {
+        debug_assert!(
+            name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "a field name needs no escaping: {name}"
+        );
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    /// Writes a field as serde_json does.
+    ///
+    /// # Errors
+    /// The value does not serialise (see [`serde_json::to_writer`]).
+    pub fn field<T: Serialize + ?Sized>(
+        &mut self,
+        name: &str,
+        value: &T,
+    ) -> serde_json::Result<()> {
+        serde_json::to_writer(self.key(name), value)
+    }
+
+    /// Closes the object.
+    pub fn end(self) {
+        self.out.push(b'}');
     }
 }
 

@@ -26,7 +26,9 @@ use super::pagination::{PageParams, Paginated};
 use super::photos::PhotoOut;
 use crate::audit::{self, AuditScope, AuditStatus};
 use crate::auth::Principal;
-use crate::checklist::{AnswerSet, Evaluation, evaluate, missing_for_submission, validate_answer};
+use crate::checklist::{
+    AnswerSet, Evaluation, JsonObject, evaluate, missing_for_submission, validate_answer,
+};
 use crate::db::audits::{self as repo, AuditFilter, Created, NewAudit};
 use crate::db::directory;
 use crate::db::entity::{audit as row, photo as photo_row};
@@ -97,6 +99,38 @@ pub struct AuditOut<'a> {
     pub submitted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl AuditOut<'_> {
+    /// Writes the JSON serde_json writes for the audit (`serde_json::to_writer`), with the
+    /// evaluation written by [`Evaluation::write_json`], which copies most of it as rendered.
+    /// The derived serialisation stays the reference: a test compares the two.
+    ///
+    /// # Errors
+    /// A value does not serialise (see [`Evaluation::write_json`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut object = JsonObject::new(out);
+        object.field("id", &self.id)?;
+        object.field("site_id", &self.site_id)?;
+        object.field("institution_id", &self.institution_id)?;
+        object.field("status", &self.status)?;
+        object.field("version", &self.version)?;
+        object.field("methodology", &self.methodology)?;
+        object.field("release", self.release)?;
+        object.field("created_by", &self.created_by)?;
+        object.field("organisation_id", &self.organisation_id)?;
+        object.field("answers", self.answers)?;
+        self.evaluation.write_json(object.key("evaluation"))?;
+        object.field("photos", &self.photos)?;
+        object.field("revision", &self.revision)?;
+        object.field("review", &self.review)?;
+        object.field("started_at", &self.started_at)?;
+        object.field("submitted_at", &self.submitted_at)?;
+        object.field("created_at", &self.created_at)?;
+        object.field("updated_at", &self.updated_at)?;
+        object.end();
+        Ok(())
+    }
 }
 
 /// A list entry: the audit without answers and evaluation.
@@ -799,7 +833,7 @@ async fn respond_with(
         updated_at: audit.updated_at,
     };
     let mut body = Vec::with_capacity(capacity);
-    serde_json::to_writer(&mut body, &out)
+    out.write_json(&mut body)
         .map_err(|e| anyhow::anyhow!("audit {} not serialisable: {e}", audit.id))?;
     Ok((
         status,
@@ -813,4 +847,88 @@ async fn respond_with(
         body,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::checklist::{Catalog, Overrides};
+
+    /// An audit's answer is written by hand (`AuditOut::write_json`); it must be, byte for
+    /// byte, what serde_json writes for it.
+    #[test]
+    fn an_audit_written_by_hand_is_what_serde_json_writes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists");
+        let catalog = Catalog::load_dir(&dir).unwrap();
+        let text =
+            std::fs::read_to_string(dir.join("examples/typical-older-building.json")).unwrap();
+        let answers = AnswerSet::from_json(&text).unwrap();
+        let evaluation = evaluate(&catalog, None, &answers, &Overrides::new()).unwrap();
+        let at = "2026-05-04T10:11:12.345678Z"
+            .parse::<DateTime<Utc>>()
+            .unwrap();
+        let photo = PhotoOut {
+            id: Uuid::from_u128(5),
+            audit_id: Uuid::from_u128(1),
+            item: "entrance.door_width".to_owned(),
+            sha256: "ab".repeat(32),
+            content_type: "image/jpeg".to_owned(),
+            byte_size: 123_456,
+            width: 1280,
+            height: 960,
+            captured_at: Some(at),
+            latitude: Some(55.75),
+            longitude: None,
+            device: Some("Pixel \"7\"".to_owned()),
+            flags: serde_json::json!([{"code": "no-gps"}]),
+            client_photo_id: None,
+            urls: serde_json::json!({"original": "/a/b"}),
+            created_at: at,
+        };
+        for (organisation, photos, claimed_by) in [
+            (
+                Some(Uuid::from_u128(4)),
+                vec![photo],
+                Some(Uuid::from_u128(6)),
+            ),
+            (None, Vec::new(), None),
+        ] {
+            let out = AuditOut {
+                id: Uuid::from_u128(1),
+                site_id: Uuid::from_u128(2),
+                institution_id: Uuid::from_u128(3),
+                status: AuditStatus::Draft,
+                version: 7,
+                methodology: MethodologyRef {
+                    id: "nok-344n".to_owned(),
+                    version: "1.0.0".to_owned(),
+                },
+                release: "f00d",
+                created_by: Uuid::from_u128(2),
+                organisation_id: organisation,
+                answers: &answers.answers,
+                evaluation: &evaluation,
+                photos,
+                revision: 1,
+                review: super::super::review::ReviewState {
+                    claimed_by,
+                    claimed_at: claimed_by.map(|_| at),
+                    verdicts: Vec::new(),
+                    decisions: Vec::new(),
+                },
+                started_at: Some(at),
+                submitted_at: None,
+                created_at: at,
+                updated_at: at,
+            };
+            let mut by_hand = Vec::new();
+            out.write_json(&mut by_hand).unwrap();
+            assert_eq!(
+                String::from_utf8(by_hand).unwrap(),
+                serde_json::to_string(&out).unwrap()
+            );
+        }
+    }
 }
