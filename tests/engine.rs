@@ -544,6 +544,28 @@ fn the_evaluation_written_by_hand_is_what_serde_json_writes() {
         "the examples give every outcome: {outcomes:?}"
     );
 
+    // A methodology that names no passport: no passport methodology, no passport.
+    let files: Vec<CatalogFile> = Catalog::read_files(&dir())
+        .unwrap()
+        .into_iter()
+        .map(|mut f| {
+            if f.methodology && f.text.contains("id: example-region-points") {
+                f.text = f.text.replace("passport: passport-627\n", "");
+            }
+            f
+        })
+        .collect();
+    let without_passport = Catalog::from_files(&files).unwrap_or_else(|e| panic!("{e}"));
+    let e = evaluate(
+        &without_passport,
+        Some("example-region-points"),
+        &answer_sets[1].1,
+        &overrides,
+    )
+    .unwrap();
+    assert!(e.passport_methodology.is_none() && e.passport.is_none());
+    same(&e, "a methodology without a passport");
+
     // Results changed after the evaluation are written as they now are, not as rendered.
     let answers = example("typical-older-building");
     let mut e = evaluate(&c, None, &answers, &NO_OVERRIDES).unwrap();

@@ -118,24 +118,35 @@ impl RuleResult<'_> {
     /// sets for the rule and the outcome without a reviewer's verdict (the fields are public,
     /// so a holder may have changed them).
     fn head(&self) -> Option<&str> {
-        let rule = self.made_for.0?;
-        let as_made = self.review.is_none()
-            && self.outcome == self.engine_outcome
-            && std::ptr::eq(self.rule, rule.key.as_str())
-            && self.zone == rule.zone
-            && self.severity == rule.severity
-            && self.affects.is(&rule.affects.raw())
-            && self.norm.is(&rule.norm.raw())
-            && self.message.is(&message(rule, self.outcome))
-            && self.work == (self.outcome == Outcome::Fail).then_some(rule.work);
+        // Every field named, so that a new one cannot be left out of the check.
+        let RuleResult {
+            rule: key,
+            zone,
+            severity,
+            affects,
+            norm,
+            outcome,
+            engine_outcome,
+            review,
+            message: text,
+            work,
+            values: _,
+            made_for,
+        } = self;
+        let rule = made_for.0?;
+        let as_made = review.is_none()
+            && outcome == engine_outcome
+            && std::ptr::eq(*key, rule.key.as_str())
+            && *zone == rule.zone
+            && *severity == rule.severity
+            && affects.is(&rule.affects.raw())
+            && norm.is(&rule.norm.raw())
+            && text.is(&message(rule, *outcome))
+            && *work == (*outcome == Outcome::Fail).then_some(rule.work);
         if !as_made {
             return None;
         }
-        rule.heads
-            .0
-            .get()?
-            .get(outcome_index(self.outcome))?
-            .as_deref()
+        rule.heads.0.get()?.get(outcome_index(*outcome))?.as_deref()
     }
 }
 
@@ -163,7 +174,7 @@ impl fmt::Debug for ResultHeads {
 }
 
 impl ResultHeads {
-    /// Renders `rule`'s heads, unless they are.
+    /// Renders `rule`'s heads, unless they already are.
     fn render(catalog: &Catalog, rule: &Rule) {
         rule.heads.0.get_or_init(|| {
             OUTCOMES.map(|outcome| {
@@ -324,24 +335,38 @@ impl Evaluation<'_> {
     /// A value does not serialise (serde_json fails only on maps with non-string keys and on
     /// custom errors, which nothing here has).
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        // Every field named, so that a new one fails to compile until it is written here.
+        let Evaluation {
+            engine_version,
+            methodology,
+            passport_methodology,
+            checklists,
+            complete,
+            summary,
+            completeness,
+            passport,
+            nok,
+            points,
+            rules,
+        } = self;
         let mut object = JsonObject::new(out);
-        object.field("engine_version", self.engine_version)?;
-        object.field("methodology", &self.methodology)?;
-        object.field("passport_methodology", &self.passport_methodology)?;
-        object.field("checklists", &self.checklists)?;
-        object.field("complete", &self.complete)?;
-        object.field("summary", &self.summary)?;
-        object.field("completeness", &self.completeness)?;
-        object.field("passport", &self.passport)?;
-        if let Some(nok) = &self.nok {
+        object.field("engine_version", engine_version)?;
+        object.field("methodology", methodology)?;
+        object.field("passport_methodology", passport_methodology)?;
+        object.field("checklists", checklists)?;
+        object.field("complete", complete)?;
+        object.field("summary", summary)?;
+        object.field("completeness", completeness)?;
+        object.field("passport", passport)?;
+        if let Some(nok) = nok {
             object.field("nok", nok)?;
         }
-        if let Some(points) = &self.points {
+        if let Some(points) = points {
             object.field("points", points)?;
         }
         let out = object.key("rules");
         out.push(b'[');
-        for (n, rule) in self.rules.iter().enumerate() {
+        for (n, rule) in rules.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
             }

@@ -97,7 +97,7 @@ pub struct Raw<'a, T> {
 }
 
 impl<T> Raw<'_, T> {
-    /// Whether both lend the same rendered value (the same text of the same checklist).
+    /// Whether both lend the same rendered value (the same rendered text, not an equal one).
     #[must_use]
     pub fn is(&self, other: &Raw<'_, T>) -> bool {
         std::ptr::eq(self.json, other.json)
@@ -128,6 +128,7 @@ impl<T> Serialize for Raw<'_, T> {
 /// serialisation costs too much (see [`super::Evaluation::write_json`]). It writes what
 /// serde_json's derive writes for a struct with the same fields in the same order: names
 /// are Rust field names, which need no escaping, and values go through serde_json.
+#[must_use = "the object is closed by `end`"]
 pub struct JsonObject<'o> {
     out: &'o mut Vec<u8>,
     empty: bool,

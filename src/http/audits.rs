@@ -109,25 +109,46 @@ impl AuditOut<'_> {
     /// # Errors
     /// A value does not serialise (see [`Evaluation::write_json`]).
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        // Every field named, so that a new one fails to compile until it is written here.
+        let AuditOut {
+            id,
+            site_id,
+            institution_id,
+            status,
+            version,
+            methodology,
+            release,
+            created_by,
+            organisation_id,
+            answers,
+            evaluation,
+            photos,
+            revision,
+            review,
+            started_at,
+            submitted_at,
+            created_at,
+            updated_at,
+        } = self;
         let mut object = JsonObject::new(out);
-        object.field("id", &self.id)?;
-        object.field("site_id", &self.site_id)?;
-        object.field("institution_id", &self.institution_id)?;
-        object.field("status", &self.status)?;
-        object.field("version", &self.version)?;
-        object.field("methodology", &self.methodology)?;
-        object.field("release", self.release)?;
-        object.field("created_by", &self.created_by)?;
-        object.field("organisation_id", &self.organisation_id)?;
-        object.field("answers", self.answers)?;
-        self.evaluation.write_json(object.key("evaluation"))?;
-        object.field("photos", &self.photos)?;
-        object.field("revision", &self.revision)?;
-        object.field("review", &self.review)?;
-        object.field("started_at", &self.started_at)?;
-        object.field("submitted_at", &self.submitted_at)?;
-        object.field("created_at", &self.created_at)?;
-        object.field("updated_at", &self.updated_at)?;
+        object.field("id", id)?;
+        object.field("site_id", site_id)?;
+        object.field("institution_id", institution_id)?;
+        object.field("status", status)?;
+        object.field("version", version)?;
+        object.field("methodology", methodology)?;
+        object.field("release", release)?;
+        object.field("created_by", created_by)?;
+        object.field("organisation_id", organisation_id)?;
+        object.field("answers", answers)?;
+        evaluation.write_json(object.key("evaluation"))?;
+        object.field("photos", photos)?;
+        object.field("revision", revision)?;
+        object.field("review", review)?;
+        object.field("started_at", started_at)?;
+        object.field("submitted_at", submitted_at)?;
+        object.field("created_at", created_at)?;
+        object.field("updated_at", updated_at)?;
         object.end();
         Ok(())
     }
@@ -865,7 +886,15 @@ mod tests {
         let text =
             std::fs::read_to_string(dir.join("examples/typical-older-building.json")).unwrap();
         let answers = AnswerSet::from_json(&text).unwrap();
-        let evaluation = evaluate(&catalog, None, &answers, &Overrides::new()).unwrap();
+        let verdict = crate::checklist::Override {
+            verdict: crate::checklist::Verdict::Fail,
+            comment: "фото: \"нет\"".to_owned(),
+        };
+        let verdicts: Overrides = [("sanitary.accessible_toilet".to_owned(), verdict)].into();
+        let evaluations = [
+            evaluate(&catalog, None, &answers, &verdicts).unwrap(),
+            evaluate(&catalog, None, &answers, &Overrides::new()).unwrap(),
+        ];
         let at = "2026-05-04T10:11:12.345678Z"
             .parse::<DateTime<Utc>>()
             .unwrap();
@@ -887,13 +916,16 @@ mod tests {
             urls: serde_json::json!({"original": "/a/b"}),
             created_at: at,
         };
-        for (organisation, photos, claimed_by) in [
+        for (evaluation, organisation, photos, claimed_by, started, submitted) in [
             (
+                &evaluations[0],
                 Some(Uuid::from_u128(4)),
                 vec![photo],
                 Some(Uuid::from_u128(6)),
+                Some(at),
+                None,
             ),
-            (None, Vec::new(), None),
+            (&evaluations[1], None, Vec::new(), None, None, Some(at)),
         ] {
             let out = AuditOut {
                 id: Uuid::from_u128(1),
@@ -909,7 +941,7 @@ mod tests {
                 created_by: Uuid::from_u128(2),
                 organisation_id: organisation,
                 answers: &answers.answers,
-                evaluation: &evaluation,
+                evaluation,
                 photos,
                 revision: 1,
                 review: super::super::review::ReviewState {
@@ -918,8 +950,8 @@ mod tests {
                     verdicts: Vec::new(),
                     decisions: Vec::new(),
                 },
-                started_at: Some(at),
-                submitted_at: None,
+                started_at: started,
+                submitted_at: submitted,
                 created_at: at,
                 updated_at: at,
             };
