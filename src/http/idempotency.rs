@@ -56,13 +56,18 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
-async fn handle(state: &AppState, request: Request, next: Next) -> Result<Response, ApiError> {
-    let mutating = matches!(
+/// Whether the middleware has anything to do with the request: a mutating one with a key.
+pub fn is_keyed(request: &Request) -> bool {
+    matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    );
-    let Some(key) = request.headers().get(HEADER).filter(|_| mutating).cloned() else {
-        return Ok(next.run(request).await);
+    ) && request.headers().contains_key(HEADER)
+}
+
+async fn handle(state: &AppState, request: Request, next: Next) -> Result<Response, ApiError> {
+    let key = match request.headers().get(HEADER) {
+        Some(key) if is_keyed(&request) => key.clone(),
+        _ => return Ok(next.run(request).await),
     };
     let key = key
         .to_str()

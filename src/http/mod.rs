@@ -13,6 +13,7 @@ pub mod extract;
 mod health;
 pub mod idempotency;
 pub mod institutions;
+mod only;
 pub mod organisations;
 pub mod pagination;
 pub mod passports;
@@ -161,12 +162,15 @@ pub fn app(state: AppState) -> Router {
         .layer(CompressionLayer::new().no_br().quality(CompressionLevel::Fastest))
         // Tus discovery is answered before CORS, which treats every OPTIONS
         // as a preflight; without configured origins there is no CORS layer.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            uploads::discovery,
+        .layer(only::Only::new(
+            uploads::may_be_discovery,
+            axum::middleware::from_fn_with_state(state.clone(), uploads::discovery),
         ))
         .option_layer((!state.settings.cors_origins.is_empty()).then(|| cors(&state.settings.cors_origins)))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(only::Only::new(
+            idempotency::is_keyed,
+            axum::middleware::from_fn_with_state(state.clone(), idempotency::layer),
+        ))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));
     api_router
         .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))

@@ -42,11 +42,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .layer(axum::middleware::from_fn(tus_headers))
 }
 
+/// Whether [`discovery`] has to look at the request: only an `OPTIONS` can be.
+pub fn may_be_discovery(request: &Request) -> bool {
+    request.method() == axum::http::Method::OPTIONS
+}
+
 /// Answers tus discovery (`OPTIONS /api/v1/uploads` without CORS preflight
 /// headers). It sits outside the CORS layer, which would otherwise take
 /// every OPTIONS request for a browser preflight.
 pub async fn discovery(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let is_discovery = request.method() == axum::http::Method::OPTIONS
+    let is_discovery = may_be_discovery(&request)
         && request.uri().path() == "/api/v1/uploads"
         && !request
             .headers()
