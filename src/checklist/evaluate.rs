@@ -777,11 +777,8 @@ mod tests {
     /// verdict, field by field.
     #[test]
     fn results_without_a_verdict_are_written_from_their_rendered_heads() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists");
-        let catalog = Catalog::load_dir(&dir).unwrap();
-        let text =
-            std::fs::read_to_string(dir.join("examples/typical-older-building.json")).unwrap();
-        let answers = AnswerSet::from_json(&text).unwrap();
+        let catalog = crate::checklist::shipped::catalog();
+        let answers = crate::checklist::shipped::example("typical-older-building");
         let verdict = Override {
             verdict: super::super::types::Verdict::Pass,
             comment: String::new(),

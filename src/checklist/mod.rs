@@ -47,3 +47,28 @@ pub use schema::Norm;
 pub use text::Localized;
 pub use types::{Category, Outcome, PhotoPolicy, Severity, Status, Verdict, Work, Zone};
 pub use unit::{Dimension, Unit};
+
+/// The checklists this repository ships and their example audits, for unit tests.
+#[cfg(test)]
+pub(crate) mod shipped {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::PathBuf;
+
+    use super::{AnswerSet, Catalog};
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("checklists")
+    }
+
+    /// The shipped catalog.
+    pub(crate) fn catalog() -> Catalog {
+        Catalog::load_dir(&dir()).unwrap()
+    }
+
+    /// The example audit `checklists/examples/{name}.json`.
+    pub(crate) fn example(name: &str) -> AnswerSet {
+        let path = dir().join("examples").join(format!("{name}.json"));
+        AnswerSet::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+}

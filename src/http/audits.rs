@@ -875,17 +875,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::checklist::{Catalog, Overrides};
+    use crate::checklist::Overrides;
 
     /// An audit's answer is written by hand (`AuditOut::write_json`); it must be, byte for
     /// byte, what serde_json writes for it.
     #[test]
     fn an_audit_written_by_hand_is_what_serde_json_writes() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists");
-        let catalog = Catalog::load_dir(&dir).unwrap();
-        let text =
-            std::fs::read_to_string(dir.join("examples/typical-older-building.json")).unwrap();
-        let answers = AnswerSet::from_json(&text).unwrap();
+        let catalog = crate::checklist::shipped::catalog();
+        let answers = crate::checklist::shipped::example("typical-older-building");
         let verdict = crate::checklist::Override {
             verdict: crate::checklist::Verdict::Fail,
             comment: "фото: \"нет\"".to_owned(),

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use uuid::Uuid;
 
@@ -11,9 +10,7 @@ use super::*;
 use crate::checklist::Catalog;
 use crate::checklist::methodology::MethodologyKind;
 
-fn catalog() -> Catalog {
-    Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists")).unwrap()
-}
+use crate::checklist::shipped::catalog;
 
 fn nok_scheme(catalog: &Catalog) -> Scheme<'_> {
     let m = catalog.methodology("nok-344n").unwrap();
