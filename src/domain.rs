@@ -173,6 +173,32 @@ impl fmt::Display for RegionCode {
     }
 }
 
+/// Whether `c` is a control character that text the service keeps may not
+/// hold: every one but the tab and the line breaks.
+#[must_use]
+pub fn is_refused_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// The first control character in `text` that it may not hold (see
+/// [`is_refused_control`]). Names, addresses, comments, answers and other
+/// text from clients hold none: PostgreSQL cannot store U+0000 in text at
+/// all, and the others are binary debris, not something a person typed.
+#[must_use]
+pub fn refused_control(text: &str) -> Option<char> {
+    text.chars().find(|&c| is_refused_control(c))
+}
+
+/// How a refused control character is named in an error message.
+#[must_use]
+pub fn describe_control(c: char) -> String {
+    format!(
+        "holds the control character U+{:04X}; text may hold tabs and line breaks, \
+         no other control characters",
+        u32::from(c)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestApp, assert_problem};
+use common::{TestApp, assert_problem, call};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -286,4 +286,175 @@ async fn readiness_fails_when_the_photo_store_is_gone() {
         "storage-unavailable",
     )
     .await;
+}
+
+/// Text from a client may hold tabs and line breaks but no other control
+/// character. PostgreSQL cannot store U+0000 in text at all and answered
+/// 500 for it; now every way in refuses it, naming the field, and nothing
+/// is written.
+#[tokio::test]
+async fn control_characters_in_text_are_refused_naming_the_field() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let admin = app.token("admin@demo.local").await;
+
+    // Each kind, escaped or (DEL, C1) as it is: 422 on the field.
+    for control in ["\u{0}", "\u{8}", "\u{c}", "\u{1b}", "\u{7f}", "\u{85}"] {
+        let response = app
+            .login(&format!("volunteer{control}@demo.local"), "x")
+            .await;
+        let body = assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], "email", "{control:?}: {body}");
+        assert_eq!(body["errors"][0]["code"], "control-character", "{body}");
+    }
+    // Not controls: a no-break space (also two bytes from 0xC2) and the
+    // text `\u0000` (an escaped backslash) go through to the password check.
+    for email in ["volunteer\u{a0}@demo.local", "volunteer\\u0000@demo.local"] {
+        let response = app.login(email, "x").await;
+        assert_problem(response, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
+    }
+
+    // Every offending field of a body is listed, and nothing is created.
+    let institutions: serde_json::Value = app
+        .get("/api/v1/institutions")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let institution = institutions["items"][0]["id"].as_str().unwrap();
+    let sites_path = format!("/api/v1/institutions/{institution}/sites");
+    let sites_before = call(app.get(&sites_path).bearer_auth(&admin)).await.2;
+    let response = app
+        .post_json(
+            &sites_path,
+            &json!({"name": "Вход\u{0}", "address": "ул. Мира\u{7}", "latitude": 52.6, "longitude": 39.6}),
+        )
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
+    let mut fields: Vec<_> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            ("address", "control-character"),
+            ("name", "control-character")
+        ]
+    );
+    assert_eq!(
+        call(app.get(&sites_path).bearer_auth(&admin)).await.2,
+        sites_before
+    );
+
+    // An answer: named by its item's key; the audit keeps its version.
+    let site = app.demo_site(&token, "библиотека").await;
+    let audit = common::flows::new_audit(&app, &token, &site).await;
+    let answers = format!("/api/v1/audits/{audit}/answers");
+    let response = app
+        .request(Method::PATCH, &answers)
+        .bearer_auth(&token)
+        .header("if-match", "\"1\"")
+        .json(&json!({"answers": {"services.website_url": "https://\u{0}", "services.website_low_vision": true}}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(
+        body["errors"][0]["field"], "answers.services.website_url",
+        "{body}"
+    );
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    let (_, _, stored) = call(
+        app.get(&format!("/api/v1/audits/{audit}"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(stored["version"], 1);
+    assert_eq!(stored["answers"], json!({}));
+    // Tabs and line breaks are text.
+    let text = "строка одна\r\nстрока\tдва \\u0000";
+    let (status, _, saved) = call(
+        app.request(Method::PATCH, &answers)
+            .bearer_auth(&token)
+            .header("if-match", "\"1\"")
+            .json(&json!({"answers": {"services.website_url": text}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["answers"]["services.website_url"], text);
+
+    // A query parameter and a path segment: 400 naming them.
+    let response = app
+        .get("/api/v1/institutions?text=%D0%B1%00")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("`text`"),
+        "{body}"
+    );
+    let response = app
+        .get("/api/v1/checklists/entrance%00/versions/1.0.0")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(response, StatusCode::BAD_REQUEST, "invalid-path").await;
+    assert!(body["detail"].as_str().unwrap().contains("`id`"), "{body}");
+
+    // A photo's own id, sent as a multipart field: refused, nothing stored.
+    let form = reqwest::multipart::Form::new()
+        .text("item", "entrance.level_entrance")
+        .text("client_photo_id", "IMG\u{0}1")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(common::images::jpeg(300, 200)).file_name("a.jpg"),
+        );
+    let response = app
+        .request(Method::POST, &format!("/api/v1/audits/{audit}/photos"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "client_photo_id", "{body}");
+    let (_, _, stored) = call(
+        app.get(&format!("/api/v1/audits/{audit}"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(stored["photos"], json!([]), "{stored}");
 }

@@ -161,6 +161,30 @@ async fn the_tus_protocol_rules_are_enforced() {
         "validation-failed",
     )
     .await;
+    // A file name is kept as text: a control character in it is refused.
+    let nul_in_name = tus(Method::POST, "/api/v1/uploads")
+        .header("upload-length", "100")
+        .header(
+            "upload-metadata",
+            format!(
+                "{},filename {}",
+                meta(&audit, "entrance.level_entrance"),
+                B64.encode("ramp\u{0}.jpg")
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(
+        nul_in_name,
+        StatusCode::BAD_REQUEST,
+        "invalid-upload-metadata",
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("`filename`"),
+        "{body}"
+    );
     let huge = tus(Method::POST, "/api/v1/uploads")
         .header("upload-length", (1u64 << 40).to_string())
         .header("upload-metadata", meta(&audit, "entrance.level_entrance"))

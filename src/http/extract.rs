@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, Path, Query, RawPathParams, Request,
+};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -17,8 +19,10 @@ use crate::auth::{Principal, TokenError};
 use crate::db::audit_log::Actor;
 
 /// A JSON request body. Requires `Content-Type: application/json` (415),
-/// well-formed JSON (400 `malformed-json`) and a value of the right shape
-/// (422 with the field path; unknown fields are errors where the type says
+/// well-formed JSON (400 `malformed-json`), text without control characters
+/// (422 `control-character` naming each field, see
+/// [`crate::domain::refused_control`]) and a value of the right shape (422
+/// with the field path; unknown fields are errors where the type says
 /// `deny_unknown_fields`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
@@ -61,11 +65,23 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     }
 }
 
-/// Parses JSON, mapping syntax errors to 400 and shape errors to 422.
+/// Parses JSON, mapping syntax errors to 400, and control characters in
+/// text and shape errors to 422.
 ///
 /// # Errors
 /// As described on [`ApiJson`].
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if may_hold_controls(bytes) {
+        // Rare, so the fields are found on a parse of its own. A body that
+        // does not parse gets the parser's error below.
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            let mut errors = Vec::new();
+            controls_in(&value, "", &mut errors);
+            if !errors.is_empty() {
+                return Err(ApiError::Validation(errors));
+            }
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -74,6 +90,95 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|err| json_error(".", &err))?;
     Ok(value)
+}
+
+/// Whether JSON text may hold, once its strings are unescaped, a control
+/// character that [`crate::domain::is_refused_control`] refuses: an escape
+/// of one (`\u0000`, `\b`, `\f` …), or DEL or a C1 control written as it
+/// is (JSON allows no other control character unescaped). Exact for
+/// well-formed JSON, and a scan of the bytes for three values only, so
+/// every body pays little for it.
+fn may_hold_controls(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let Some(at) = memchr::memchr3(b'\\', 0x7f, 0xc2, rest) {
+        let next = rest.get(at + 1).copied();
+        match (rest[at], next) {
+            (b'\\', Some(b'u')) => {
+                let escaped = rest
+                    .get(at + 2..at + 6)
+                    .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                    .and_then(char::from_u32);
+                if escaped.is_some_and(crate::domain::is_refused_control) {
+                    return true;
+                }
+                rest = &rest[at + 2..];
+            }
+            (b'\\', Some(b'b' | b'f')) | (0x7f, _) | (0xc2, Some(0x80..=0x9f)) => return true,
+            // Any other escape, a backslash's own included, is two bytes.
+            (b'\\', Some(_)) => rest = &rest[at + 2..],
+            _ => rest = &rest[at + 1..],
+        }
+    }
+    false
+}
+
+/// Every string and key under `value` that holds a refused control
+/// character, as a field error at its path (`answers.services.website_url`,
+/// `items[2].comment`).
+fn controls_in(value: &serde_json::Value, path: &str, errors: &mut Vec<FieldError>) {
+    use serde_json::Value;
+    let refuse = |errors: &mut Vec<FieldError>, field: &str, text: &str| {
+        if let Some(c) = crate::domain::refused_control(text) {
+            errors.push(FieldError::new(
+                field,
+                "control-character",
+                crate::domain::describe_control(c),
+            ));
+        }
+    };
+    match value {
+        Value::String(text) => refuse(errors, path, text),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                controls_in(item, &format!("{path}[{i}]"), errors);
+            }
+        }
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                let field = join_path(path, key);
+                refuse(errors, &field, key);
+                controls_in(item, &field, errors);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// 400 `code` when a decoded query parameter or path segment holds a refused
+/// control character (raw, none can be in a URI).
+fn refuse_controls<'a>(
+    code: &'static str,
+    what: &str,
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), ApiError> {
+    for (name, value) in pairs {
+        if let Some(c) =
+            crate::domain::refused_control(name).or_else(|| crate::domain::refused_control(value))
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code,
+                format!(
+                    "the {what} `{}` {}",
+                    name.escape_debug(),
+                    crate::domain::describe_control(c)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn json_error(path: &str, err: &serde_json::Error) -> ApiError {
@@ -155,7 +260,8 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     }
 }
 
-/// Query parameters; a bad value is 400 `invalid-query` naming it.
+/// Query parameters; a bad value, or one holding a control character, is
+/// 400 `invalid-query` naming it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);
 
@@ -167,6 +273,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Only a percent-escape can put a control character in a query.
+        if let Some(query) = parts.uri.query().filter(|q| q.contains('%')) {
+            let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
+            refuse_controls(
+                "invalid-query",
+                "parameter",
+                pairs
+                    .iter()
+                    .map(|(name, value)| (name.as_ref(), value.as_ref())),
+            )?;
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
@@ -180,7 +297,8 @@ where
     }
 }
 
-/// Path parameters; an id that does not parse is 400 `invalid-path`.
+/// Path parameters; an id that does not parse, or a segment holding a
+/// control character, is 400 `invalid-path`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiPath<T>(pub T);
 
@@ -192,6 +310,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Only a percent-escape can put a control character in a path.
+        if parts.uri.path().contains('%')
+            && let Ok(params) = RawPathParams::from_request_parts(parts, state).await
+        {
+            refuse_controls("invalid-path", "path parameter", &params)?;
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
@@ -309,5 +433,67 @@ impl RequestId {
     #[must_use]
     pub fn actor(self, who: &Principal) -> Actor {
         Actor::of(who, self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan agrees with the check of the parsed text, for every
+    /// character of the first planes' start written by serde_json, and
+    /// written as a `\u` escape, alone and between other text.
+    #[test]
+    fn the_scan_finds_exactly_the_refused_control_characters() {
+        let samples = (0..=0x2ff_u32)
+            .chain([0x2028, 0x2029, 0xfeff, 0xfffd, 0x1f600])
+            .filter_map(char::from_u32);
+        for c in samples {
+            let refused = crate::domain::is_refused_control(c);
+            for text in [c.to_string(), format!("ab{c}cd"), format!("ж{c}\\")] {
+                let written = serde_json::to_vec(&text).expect("serialises");
+                assert_eq!(may_hold_controls(&written), refused, "{c:?} in {text:?}");
+            }
+            if u32::from(c) <= 0xffff {
+                let escaped = format!(
+                    "[\"x\\u{:04x}\", \"\\u{:04X}y\"]",
+                    u32::from(c),
+                    u32::from(c)
+                );
+                assert_eq!(may_hold_controls(escaped.as_bytes()), refused, "{escaped}");
+            }
+        }
+        // An escaped backslash before `u0000` is text, not an escape.
+        assert!(!may_hold_controls(br#"{"a": "\\u0000", "b": "\\\\"}"#));
+        assert!(may_hold_controls(br#"{"a": "\\\u0000"}"#));
+        // A key counts as much as a value.
+        assert!(may_hold_controls(br#"{"a\u0001": 1}"#));
+    }
+
+    #[test]
+    fn every_field_holding_a_control_character_is_named() {
+        let err = parse_json::<serde_json::Value>(
+            br#"{"name": "a\u0000", "ok": "line\nbreak", "items": [{"comment": "\u0007"}], "k\u001b": true}"#,
+        )
+        .expect_err("refused");
+        let ApiError::Validation(errors) = err else {
+            panic!("not a validation error: {err:?}");
+        };
+        let mut fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["items[0].comment", "k\u{1b}", "name"]);
+        assert!(errors.iter().all(|e| e.code == "control-character"));
+        // Malformed JSON is still malformed, whatever it holds.
+        let err = parse_json::<serde_json::Value>(br#"{"name": "a\u0000""#).expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                ApiError::Problem {
+                    code: "malformed-json",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

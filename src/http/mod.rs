@@ -78,7 +78,10 @@ pub struct AppState {
         description = "Field accessibility audits: directory, checklists, audits, evidence, review and rating. \
 Errors are RFC 9457 problem documents with a stable `code`. \
 A request answers 503 `database-unavailable` with `Retry-After` when the database cannot be reached \
-or cuts its query off (a restart, a failover): retry it as it was, a write with its `Idempotency-Key`.",
+or cuts its query off (a restart, a failover): retry it as it was, a write with its `Idempotency-Key`. \
+Text may hold tabs and line breaks but no other control character (U+0000 included): in a JSON body \
+that is 422 `validation-failed` with `control-character` per field, in a query parameter 400 \
+`invalid-query`, in a path segment 400 `invalid-path`.",
         license(name = "AGPL-3.0-or-later")
     ),
     modifiers(&BearerAuth),

@@ -123,7 +123,7 @@ pub struct PhotoForm {
               (status = 409, description = "`audit-not-editable`, `photo-conflict`", body = Problem),
               (status = 413, description = "`file-too-large`", body = Problem),
               (status = 415, description = "`unsupported-image-format` (HEIC and others: send JPEG)", body = Problem),
-              (status = 422, description = "`validation-failed` (`item`: `unknown-item`, `required`), `empty-file`, `corrupt-image`, `image-too-large`, `trailing-data`", body = Problem),
+              (status = 422, description = "`validation-failed` (`item`: `unknown-item`, `required`, `control-character`; `client_photo_id`: `control-character`), `empty-file`, `corrupt-image`, `image-too-large`, `trailing-data`", body = Problem),
               (status = 503, description = "`storage-unavailable`, with Retry-After", body = Problem)))]
 async fn upload_photo(
     State(state): State<AppState>,
@@ -166,6 +166,18 @@ async fn upload_photo(
     let client_id = client_id
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
+    for (field, text) in [
+        ("item", Some(&item)),
+        ("client_photo_id", client_id.as_ref()),
+    ] {
+        if let Some(c) = text.and_then(|t| crate::domain::refused_control(t)) {
+            return Err(ApiError::invalid_field(
+                field,
+                "control-character",
+                crate::domain::describe_control(c),
+            ));
+        }
+    }
     let actor = request_id.actor(&who);
     let (status, stored) = accept(&state, &actor, &audit, &item, client_id, file).await?;
     Ok((status, Json(PhotoOut::from(stored))).into_response())

@@ -143,6 +143,15 @@ fn metadata(headers: &HeaderMap) -> ApiResult<Vec<(String, String)>> {
                         format!("the value of `{key}` is not base64 UTF-8"),
                     )
                 })?;
+            if let Some(c) = crate::domain::refused_control(&decoded) {
+                return Err(bad(
+                    "invalid-upload-metadata",
+                    format!(
+                        "the value of `{key}` {}",
+                        crate::domain::describe_control(c)
+                    ),
+                ));
+            }
             Ok((key.to_owned(), decoded))
         })
         .collect()

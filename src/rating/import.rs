@@ -242,10 +242,7 @@ fn decode(bytes: &[u8]) -> Result<(String, &'static str), Problem> {
     // Windows-1251 decodes any byte, and UTF-8 takes NUL bytes: text that comes
     // out with control characters (UTF-16, a spreadsheet's binary format …) was
     // something else.
-    let is_text = |t: &str| {
-        !t.chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    };
+    let is_text = |t: &str| crate::domain::refused_control(t).is_none();
     match std::str::from_utf8(bytes) {
         Ok(text) => Some((text.to_owned(), "utf-8")),
         Err(_) => encoding_rs::WINDOWS_1251
