@@ -356,6 +356,32 @@ async fn bad_uploads_are_refused_precisely_and_nothing_is_stored() {
     )
     .await;
 
+    // A client's id for the photo is looked up through an index: bounded.
+    let random_id = |bytes: usize| {
+        let hex: String = (0..bytes / 32 + 1)
+            .map(|_| uuid::Uuid::new_v4().simple().to_string())
+            .collect();
+        hex[..bytes].to_owned()
+    };
+    let long_id = upload(
+        &app,
+        &token,
+        &audit,
+        form(images::jpeg(64, 64), "a.jpg", "entrance.level_entrance")
+            .text("client_photo_id", random_id(256)),
+    )
+    .send()
+    .await
+    .unwrap();
+    let problem = assert_problem(
+        long_id,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "client_photo_id");
+    assert_eq!(problem["errors"][0]["code"], "too-long");
+
     // Someone else's audit does not exist for this volunteer.
     let coordinator = app.token("admin@demo.local").await;
     let foreign = new_audit(&app, &coordinator, &site).await;
@@ -382,6 +408,21 @@ async fn bad_uploads_are_refused_precisely_and_nothing_is_stored() {
         .unwrap()
         .count();
     assert_eq!(leftovers, 0, "temporary files removed");
+
+    // The longest id allowed is kept and found again.
+    let longest = random_id(255);
+    for expected in [StatusCode::CREATED, StatusCode::OK] {
+        let (status, _, photo) = call(upload(
+            &app,
+            &token,
+            &audit,
+            form(images::jpeg(64, 64), "a.jpg", "entrance.level_entrance")
+                .text("client_photo_id", longest.clone()),
+        ))
+        .await;
+        assert_eq!(status, expected, "{photo}");
+        assert_eq!(photo["client_photo_id"], longest.as_str());
+    }
 }
 
 #[tokio::test]

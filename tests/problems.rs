@@ -320,15 +320,7 @@ async fn control_characters_in_text_are_refused_naming_the_field() {
     }
 
     // Every offending field of a body is listed, and nothing is created.
-    let institutions: serde_json::Value = app
-        .get("/api/v1/institutions")
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, _, institutions) = call(app.get("/api/v1/institutions").bearer_auth(&admin)).await;
     let institution = institutions["items"][0]["id"].as_str().unwrap();
     let sites_path = format!("/api/v1/institutions/{institution}/sites");
     let sites_before = call(app.get(&sites_path).bearer_auth(&admin)).await.2;
@@ -457,4 +449,87 @@ async fn control_characters_in_text_are_refused_naming_the_field() {
     )
     .await;
     assert_eq!(stored["photos"], json!([]), "{stored}");
+}
+
+/// Instants from clients lie in the years 1–9999: chrono reads years up to
+/// ±262,143, which PostgreSQL cannot hold before 4714 BC (it answered 500)
+/// and the embedded database, keeping instants as text, ordered wrongly.
+#[tokio::test]
+async fn instants_outside_the_years_1_to_9999_are_refused() {
+    let app = TestApp::spawn_demo().await;
+    let token = app.token("volunteer@demo.local").await;
+    let admin = app.token("admin@demo.local").await;
+    let site = app.demo_site(&token, "библиотека").await;
+
+    for far in [
+        "-262143-01-01T00:00:00Z",
+        "+262142-12-31T23:59:59Z",
+        "+10000-01-01T00:00:00Z",
+    ] {
+        let id = uuid::Uuid::new_v4();
+        let response = app
+            .request(Method::PUT, &format!("/api/v1/audits/{id}"))
+            .bearer_auth(&token)
+            .json(&json!({"site_id": site, "started_at": far}))
+            .send()
+            .await
+            .unwrap();
+        let body = assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], "started_at", "{body}");
+        let (status, _, _) =
+            call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing created for {far}");
+
+        let response = app
+            .get("/api/v1/audits")
+            .query(&[("updated_since", far)])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
+        let response = app
+            .get("/api/v1/audit-log")
+            .query(&[("since", far)])
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
+    }
+
+    // The ends of the range hold, and order as instants on both databases.
+    let id = uuid::Uuid::new_v4();
+    let (status, _, audit) = call(
+        app.request(Method::PUT, &format!("/api/v1/audits/{id}"))
+            .bearer_auth(&token)
+            .json(&json!({"site_id": site, "started_at": "9999-12-31T23:59:59Z"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{audit}");
+    assert_eq!(audit["started_at"], "9999-12-31T23:59:59Z");
+    for (since, listed) in [
+        ("0001-01-01T00:00:00Z", true),
+        ("9999-12-31T23:59:59Z", false),
+    ] {
+        let (status, _, list) = call(
+            app.get("/api/v1/audits")
+                .query(&[("updated_since", since)])
+                .bearer_auth(&token),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let ids: Vec<_> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].clone())
+            .collect();
+        assert_eq!(ids.contains(&json!(id)), listed, "since {since}: {list}");
+    }
 }

@@ -36,9 +36,11 @@ pub struct LogQuery {
     pub target: Option<String>,
     /// The acting user's id.
     pub actor: Option<Uuid>,
-    /// Entries at or after this instant (RFC 3339).
+    /// Entries at or after this instant (RFC 3339, years 1–9999).
+    #[serde(default, deserialize_with = "super::instant::optional")]
     pub since: Option<DateTime<Utc>>,
     /// Entries before this instant.
+    #[serde(default, deserialize_with = "super::instant::optional")]
     pub until: Option<DateTime<Utc>>,
     /// 1–1000, default 100.
     pub limit: Option<u64>,

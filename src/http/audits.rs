@@ -59,8 +59,13 @@ pub struct CreateAudit {
     /// Omit to pin the current default methodology.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methodology: Option<MethodologyRef>,
-    /// When the volunteer started on site (the phone's clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the volunteer started on site (the phone's clock), in the years
+    /// 1–9999.
+    #[serde(
+        default,
+        deserialize_with = "super::instant::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub started_at: Option<DateTime<Utc>>,
 }
 
@@ -330,7 +335,8 @@ pub struct AuditQuery {
     /// `updated_at` is stamped as its write is made, moments before it
     /// commits, so writes can commit out of time order: a client that polls
     /// by time should overlap its windows by a few seconds. `GET /sync`
-    /// lists every change once, in commit order.
+    /// lists every change once, in commit order. Years 1–9999.
+    #[serde(default, deserialize_with = "super::instant::optional")]
     pub updated_since: Option<DateTime<Utc>>,
     pub limit: Option<u64>,
     pub cursor: Option<String>,

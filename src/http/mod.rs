@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod idempotency;
+mod instant;
 pub mod institutions;
 mod only;
 pub mod organisations;

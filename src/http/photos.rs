@@ -107,10 +107,14 @@ pub struct PhotoForm {
     file: Vec<u8>,
     /// `checklist.item` the photo is evidence for.
     item: String,
-    /// The client's own id for this photo; a retry with the same id returns
-    /// the photo already stored.
+    /// The client's own id for this photo (at most 255 bytes); a retry with
+    /// the same id returns the photo already stored.
     client_photo_id: Option<String>,
 }
+
+/// Longest `client_photo_id` kept, in bytes, as for an `Idempotency-Key`: it
+/// is looked up through an index, whose entries PostgreSQL bounds.
+const MAX_CLIENT_PHOTO_ID: usize = 255;
 
 /// Uploads a photo for an item (multipart, for small photos on good
 /// networks; use `/uploads` (tus) on flaky ones).
@@ -123,7 +127,7 @@ pub struct PhotoForm {
               (status = 409, description = "`audit-not-editable`, `photo-conflict`", body = Problem),
               (status = 413, description = "`file-too-large`", body = Problem),
               (status = 415, description = "`unsupported-image-format` (HEIC and others: send JPEG)", body = Problem),
-              (status = 422, description = "`validation-failed` (`item`: `unknown-item`, `required`, `control-character`; `client_photo_id`: `control-character`), `empty-file`, `corrupt-image`, `image-too-large`, `trailing-data`", body = Problem),
+              (status = 422, description = "`validation-failed` (`item`: `unknown-item`, `required`, `control-character`; `client_photo_id`: `control-character`, `too-long`), `empty-file`, `corrupt-image`, `image-too-large`, `trailing-data`", body = Problem),
               (status = 503, description = "`storage-unavailable`, with Retry-After", body = Problem)))]
 async fn upload_photo(
     State(state): State<AppState>,
@@ -177,6 +181,16 @@ async fn upload_photo(
                 crate::domain::describe_control(c),
             ));
         }
+    }
+    if client_id
+        .as_ref()
+        .is_some_and(|id| id.len() > MAX_CLIENT_PHOTO_ID)
+    {
+        return Err(ApiError::invalid_field(
+            "client_photo_id",
+            "too-long",
+            format!("must have at most {MAX_CLIENT_PHOTO_ID} bytes; a UUID will do"),
+        ));
     }
     let actor = request_id.actor(&who);
     let (status, stored) = accept(&state, &actor, &audit, &item, client_id, file).await?;
