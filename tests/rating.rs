@@ -621,4 +621,25 @@ async fn approved_sites_have_passports_and_a11yjson_and_their_answers_export() {
         1 + answers("accessible-new-building") + answers("typical-older-building"),
     );
     assert!(text.lines().nth(1).unwrap().split(',').count() >= 6);
+
+    // As a browser asks for it, compressed: the whole file arrives.
+    let compressed = app
+        .get("/api/v1/ratings/answers")
+        .query(&[
+            ("region", "48"),
+            ("sector", "culture"),
+            ("year", &year().to_string()),
+        ])
+        .header("accept-encoding", "gzip")
+        .bearer_auth(&r.operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.status(), StatusCode::OK);
+    assert_eq!(compressed.headers()["content-encoding"], "gzip");
+    let gzip = compressed.bytes().await.expect("the whole body");
+    let mut unpacked = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut unpacked)
+        .expect("a complete gzip stream");
+    assert_eq!(unpacked, text);
 }

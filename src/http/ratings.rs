@@ -453,10 +453,14 @@ async fn export_answers(
             }
         }
     });
+    // Fused: the compression layer polls a body once more after its end,
+    // and an `unfold` polled after its end panics, which cut every
+    // compressed export off before its last chunk.
     let body = futures_util::stream::once(async move {
         Ok::<_, std::io::Error>(axum::body::Bytes::from_static(header.as_bytes()))
     })
-    .chain(pages);
+    .chain(pages)
+    .fuse();
     Ok(attachment(Body::from_stream(body), CSV, &file))
 }
 
