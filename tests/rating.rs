@@ -642,4 +642,17 @@ async fn approved_sites_have_passports_and_a11yjson_and_their_answers_export() {
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut unpacked)
         .expect("a complete gzip stream");
     assert_eq!(unpacked, text);
+
+    // A year the database cannot hold is refused before the answer starts,
+    // not a 200 cut off mid-stream.
+    for year in ["-8879", "1999", "2101"] {
+        let response = app
+            .get("/api/v1/ratings/answers")
+            .query(&[("region", "48"), ("sector", "culture"), ("year", year)])
+            .bearer_auth(&r.operator)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
+    }
 }

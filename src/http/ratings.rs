@@ -286,6 +286,19 @@ async fn get_rating(
     render(report, form, "rating")
 }
 
+/// The years a rating, and the answers behind it, may be asked for.
+fn check_year(year: i32) -> ApiResult<()> {
+    if (2000..=2100).contains(&year) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            "year must be between 2000 and 2100",
+        ))
+    }
+}
+
 async fn compute(
     state: &AppState,
     region: &RegionCode,
@@ -293,13 +306,7 @@ async fn compute(
     year: i32,
     methodology: Option<String>,
 ) -> ApiResult<RatingReport> {
-    if !(2000..=2100).contains(&year) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-query",
-            "year must be between 2000 and 2100",
-        ));
-    }
+    check_year(year)?;
     let query = RatingQuery {
         region: region.as_str().to_owned(),
         sector: sector.as_str().to_owned(),
@@ -389,6 +396,8 @@ pub struct AnswersParams {
     #[param(value_type = String, example = "48")]
     pub region: RegionCode,
     pub sector: Sector,
+    /// 2000–2100.
+    #[param(minimum = 2000, maximum = 2100)]
     pub year: i32,
 }
 
@@ -398,6 +407,7 @@ pub struct AnswersParams {
 #[utoipa::path(get, path = "/ratings/answers", tag = "rating", security(("bearer" = [])),
     params(AnswersParams),
     responses((status = 200, description = "`text/csv`", content_type = "text/csv"),
+              (status = 400, description = "`invalid-query`: a year outside 2000–2100", body = Problem),
               (status = 403, body = Problem)))]
 async fn export_answers(
     State(state): State<AppState>,
@@ -405,6 +415,9 @@ async fn export_answers(
     ApiQuery(q): ApiQuery<AnswersParams>,
 ) -> ApiResult<Response> {
     may_read_ratings(&who, &q.region, q.sector)?;
+    // Checked before the answer starts: a year the database cannot hold
+    // would otherwise fail the stream after its 200.
+    check_year(q.year)?;
     let file = format!("answers-{}-{}-{}.csv", q.region, q.sector.as_str(), q.year);
     let header = "\u{feff}audit_id,institution_id,site_id,revision,item,value\r\n";
     let db = state.db.clone();
