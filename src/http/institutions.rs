@@ -139,12 +139,18 @@ async fn list_institutions(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInstitutionIn {
-    #[schema(example = "ОБУ «Центр социальной защиты населения по г. Липецку»")]
+    /// Up to 500 characters once trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        example = "ОБУ «Центр социальной защиты населения по г. Липецку»"
+    )]
     pub name: String,
-    #[schema(value_type = String, example = "48")]
+    #[schema(value_type = String, example = "48", pattern = "^[0-9]{2}$")]
     pub region: String,
     pub sector: Sector,
     /// ИНН: 10 digits (legal entity) or 12.
+    #[schema(pattern = "^([0-9]{10}|[0-9]{12})$")]
     pub tax_id: Option<String>,
 }
 
@@ -266,11 +272,17 @@ async fn list_sites(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSiteIn {
+    /// Up to 500 characters once trimmed.
+    #[schema(min_length = 1, max_length = 500)]
     pub name: String,
+    /// Up to 1,000 characters once trimmed.
+    #[schema(min_length = 1, max_length = 1000)]
     pub address: String,
     /// WGS 84 degrees, -90 to 90.
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: f64,
     /// WGS 84 degrees, -180 to 180.
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: f64,
 }
 

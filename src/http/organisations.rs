@@ -94,6 +94,8 @@ async fn list_organisations(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganisationIn {
+    /// Up to 500 characters once trimmed.
+    #[schema(min_length = 1, max_length = 500)]
     pub name: String,
     pub kind: OrganisationKind,
     #[schema(value_type = Option<String>, example = "48")]

@@ -329,8 +329,9 @@ pub struct VerdictIn {
     /// `not_applicable`); `pass`, `fail` or `not_applicable` override it.
     #[schema(example = "fail")]
     pub verdict: String,
-    /// Why; required for an override.
+    /// Why; required for an override. Up to 4,000 characters.
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub comment: String,
 }
 
@@ -490,6 +491,8 @@ pub struct ItemComment {
     /// `checklist.item` (give this or `rule`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<String>,
+    /// Up to 4,000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub comment: String,
 }
 
@@ -498,8 +501,9 @@ pub struct ItemComment {
 #[serde(deny_unknown_fields)]
 pub struct ReviewIn {
     pub decision: Decision,
-    /// The reason; required to return or reject.
+    /// The reason; required to return or reject. Up to 4,000 characters.
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub comment: String,
     /// What to fix, rule by rule or item by item.
     #[serde(default)]
