@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestApp, assert_problem, call};
+use common::{TestApp, assert_problem, call, refused};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -324,17 +324,9 @@ async fn control_characters_in_text_are_refused_naming_the_field() {
     let institution = institutions["items"][0]["id"].as_str().unwrap();
     let sites_path = format!("/api/v1/institutions/{institution}/sites");
     let sites_before = call(app.get(&sites_path).bearer_auth(&admin)).await.2;
-    let response = app
-        .post_json(
-            &sites_path,
-            &json!({"name": "Вход\u{0}", "address": "ул. Мира\u{7}", "latitude": 52.6, "longitude": 39.6}),
-        )
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    let body = assert_problem(
-        response,
+    let bad_site = json!({"name": "Вход\u{0}", "address": "ул. Мира\u{7}", "latitude": 52.6, "longitude": 39.6});
+    let body = refused(
+        app.post_json(&sites_path, &bad_site).bearer_auth(&admin),
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation-failed",
     )
@@ -362,16 +354,12 @@ async fn control_characters_in_text_are_refused_naming_the_field() {
     let site = app.demo_site(&token, "библиотека").await;
     let audit = common::flows::new_audit(&app, &token, &site).await;
     let answers = format!("/api/v1/audits/{audit}/answers");
-    let response = app
-        .request(Method::PATCH, &answers)
-        .bearer_auth(&token)
-        .header("if-match", "\"1\"")
-        .json(&json!({"answers": {"services.website_url": "https://\u{0}", "services.website_low_vision": true}}))
-        .send()
-        .await
-        .unwrap();
-    let body = assert_problem(
-        response,
+    let patch = json!({"answers": {"services.website_url": "https://\u{0}", "services.website_low_vision": true}});
+    let body = refused(
+        app.request(Method::PATCH, &answers)
+            .bearer_auth(&token)
+            .header("if-match", "\"1\"")
+            .json(&patch),
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation-failed",
     )
@@ -401,24 +389,24 @@ async fn control_characters_in_text_are_refused_naming_the_field() {
     assert_eq!(saved["answers"]["services.website_url"], text);
 
     // A query parameter and a path segment: 400 naming them.
-    let response = app
-        .get("/api/v1/institutions?text=%D0%B1%00")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let body = assert_problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
+    let body = refused(
+        app.get("/api/v1/institutions?text=%D0%B1%00")
+            .bearer_auth(&token),
+        StatusCode::BAD_REQUEST,
+        "invalid-query",
+    )
+    .await;
     assert!(
         body["detail"].as_str().unwrap().contains("`text`"),
         "{body}"
     );
-    let response = app
-        .get("/api/v1/checklists/entrance%00/versions/1.0.0")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let body = assert_problem(response, StatusCode::BAD_REQUEST, "invalid-path").await;
+    let body = refused(
+        app.get("/api/v1/checklists/entrance%00/versions/1.0.0")
+            .bearer_auth(&token),
+        StatusCode::BAD_REQUEST,
+        "invalid-path",
+    )
+    .await;
     assert!(body["detail"].as_str().unwrap().contains("`id`"), "{body}");
 
     // A photo's own id, sent as a multipart field: refused, nothing stored.
@@ -429,15 +417,10 @@ async fn control_characters_in_text_are_refused_naming_the_field() {
             "file",
             reqwest::multipart::Part::bytes(common::images::jpeg(300, 200)).file_name("a.jpg"),
         );
-    let response = app
-        .request(Method::POST, &format!("/api/v1/audits/{audit}/photos"))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let body = assert_problem(
-        response,
+    let body = refused(
+        app.request(Method::POST, &format!("/api/v1/audits/{audit}/photos"))
+            .bearer_auth(&token)
+            .multipart(form),
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation-failed",
     )
@@ -467,15 +450,10 @@ async fn instants_outside_the_years_1_to_9999_are_refused() {
         "+10000-01-01T00:00:00Z",
     ] {
         let id = uuid::Uuid::new_v4();
-        let response = app
-            .request(Method::PUT, &format!("/api/v1/audits/{id}"))
-            .bearer_auth(&token)
-            .json(&json!({"site_id": site, "started_at": far}))
-            .send()
-            .await
-            .unwrap();
-        let body = assert_problem(
-            response,
+        let body = refused(
+            app.request(Method::PUT, &format!("/api/v1/audits/{id}"))
+                .bearer_auth(&token)
+                .json(&json!({"site_id": site, "started_at": far})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation-failed",
         )
@@ -485,22 +463,22 @@ async fn instants_outside_the_years_1_to_9999_are_refused() {
             call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "nothing created for {far}");
 
-        let response = app
-            .get("/api/v1/audits")
-            .query(&[("updated_since", far)])
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
-        let response = app
-            .get("/api/v1/audit-log")
-            .query(&[("since", far)])
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
+        refused(
+            app.get("/api/v1/audits")
+                .query(&[("updated_since", far)])
+                .bearer_auth(&token),
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+        )
+        .await;
+        refused(
+            app.get("/api/v1/audit-log")
+                .query(&[("since", far)])
+                .bearer_auth(&admin),
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+        )
+        .await;
     }
 
     // The ends of the range hold, and order as instants on both databases.

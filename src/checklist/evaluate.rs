@@ -90,15 +90,6 @@ impl fmt::Debug for MadeFor<'_> {
     }
 }
 
-/// Every outcome, in the order of [`ResultHeads`].
-const OUTCOMES: [Outcome; 5] = [
-    Outcome::Pass,
-    Outcome::Fail,
-    Outcome::NotApplicable,
-    Outcome::Incomplete,
-    Outcome::NeedsReview,
-];
-
 impl RuleResult<'_> {
     /// Writes the JSON serde_json writes for the result, most of it copied as rendered the
     /// first time the rule was evaluated: everything but the values depends only on the rule
@@ -146,26 +137,17 @@ impl RuleResult<'_> {
         if !as_made {
             return None;
         }
-        rule.heads.0.get()?.get(outcome_index(*outcome))?.as_deref()
+        rule.heads.0.get()?.get(outcome.index())?.as_deref()
     }
 }
 
-const fn outcome_index(outcome: Outcome) -> usize {
-    match outcome {
-        Outcome::Pass => 0,
-        Outcome::Fail => 1,
-        Outcome::NotApplicable => 2,
-        Outcome::Incomplete => 3,
-        Outcome::NeedsReview => 4,
-    }
-}
-
-/// A rule's result as JSON up to its values (`{"rule":…,"values":`), for each outcome when no
+/// A rule's result as JSON up to its values (`{"rule":…,"values":`), for each outcome (in the
+/// order of [`Outcome::ALL`]) when no
 /// reviewer's verdict is involved: made the first time the rule is evaluated, with the
 /// derived serialisation, so the bytes are the same. `None` where that did not render as
 /// expected (it always does: the fields are strings and pre-rendered texts).
 #[derive(Clone, Default)]
-pub(crate) struct ResultHeads(OnceLock<[Option<Box<str>>; OUTCOMES.len()]>);
+pub(crate) struct ResultHeads(OnceLock<[Option<Box<str>>; Outcome::ALL.len()]>);
 
 impl fmt::Debug for ResultHeads {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -177,7 +159,7 @@ impl ResultHeads {
     /// Renders `rule`'s heads, unless they already are.
     fn render(catalog: &Catalog, rule: &Rule) {
         rule.heads.0.get_or_init(|| {
-            OUTCOMES.map(|outcome| {
+            Outcome::ALL.map(|outcome| {
                 let values = Values {
                     catalog,
                     slots: &[],

@@ -194,6 +194,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Pass,
+        Outcome::Fail,
+        Outcome::NotApplicable,
+        Outcome::Incomplete,
+        Outcome::NeedsReview,
+    ];
+
+    /// Position in [`Outcome::ALL`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The snake_case name.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -306,6 +321,16 @@ pub fn is_semver(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_outcome_and_category_sits_at_its_index() {
+        for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome.index(), i, "{outcome:?}");
+        }
+        for (i, category) in Category::ALL.into_iter().enumerate() {
+            assert_eq!(category.index(), i, "{category:?}");
+        }
+    }
 
     #[test]
     fn semver_and_identifiers() {

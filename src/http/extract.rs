@@ -124,22 +124,25 @@ fn may_hold_controls(bytes: &[u8]) -> bool {
     false
 }
 
+/// The field error `control-character` on `field`, if `text` holds a
+/// refused control character (see [`crate::domain::refused_control`]).
+pub(super) fn control_error(field: &str, text: &str) -> Option<FieldError> {
+    crate::domain::refused_control(text).map(|c| {
+        FieldError::new(
+            field,
+            "control-character",
+            crate::domain::describe_control(c),
+        )
+    })
+}
+
 /// Every string and key under `value` that holds a refused control
 /// character, as a field error at its path (`answers.services.website_url`,
 /// `items[2].comment`).
 fn controls_in(value: &serde_json::Value, path: &str, errors: &mut Vec<FieldError>) {
     use serde_json::Value;
-    let refuse = |errors: &mut Vec<FieldError>, field: &str, text: &str| {
-        if let Some(c) = crate::domain::refused_control(text) {
-            errors.push(FieldError::new(
-                field,
-                "control-character",
-                crate::domain::describe_control(c),
-            ));
-        }
-    };
     match value {
-        Value::String(text) => refuse(errors, path, text),
+        Value::String(text) => errors.extend(control_error(path, text)),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 controls_in(item, &format!("{path}[{i}]"), errors);
@@ -148,7 +151,7 @@ fn controls_in(value: &serde_json::Value, path: &str, errors: &mut Vec<FieldErro
         Value::Object(fields) => {
             for (key, item) in fields {
                 let field = join_path(path, key);
-                refuse(errors, &field, key);
+                errors.extend(control_error(&field, key));
                 controls_in(item, &field, errors);
             }
         }
@@ -158,12 +161,13 @@ fn controls_in(value: &serde_json::Value, path: &str, errors: &mut Vec<FieldErro
 
 /// 400 `code` when a decoded query parameter or path segment holds a refused
 /// control character (raw, none can be in a URI).
-fn refuse_controls<'a>(
+fn refuse_controls(
     code: &'static str,
     what: &str,
-    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    pairs: impl IntoIterator<Item = (impl AsRef<str>, impl AsRef<str>)>,
 ) -> Result<(), ApiError> {
     for (name, value) in pairs {
+        let (name, value) = (name.as_ref(), value.as_ref());
         if let Some(c) =
             crate::domain::refused_control(name).or_else(|| crate::domain::refused_control(value))
         {
@@ -275,13 +279,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         // Only a percent-escape can put a control character in a query.
         if let Some(query) = parts.uri.query().filter(|q| q.contains('%')) {
-            let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
             refuse_controls(
                 "invalid-query",
                 "parameter",
-                pairs
-                    .iter()
-                    .map(|(name, value)| (name.as_ref(), value.as_ref())),
+                form_urlencoded::parse(query.as_bytes()),
             )?;
         }
         Query::<T>::from_request_parts(parts, state)

@@ -170,17 +170,15 @@ async fn upload_photo(
     let client_id = client_id
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
-    for (field, text) in [
+    let controls: Vec<_> = [
         ("item", Some(&item)),
         ("client_photo_id", client_id.as_ref()),
-    ] {
-        if let Some(c) = text.and_then(|t| crate::domain::refused_control(t)) {
-            return Err(ApiError::invalid_field(
-                field,
-                "control-character",
-                crate::domain::describe_control(c),
-            ));
-        }
+    ]
+    .into_iter()
+    .filter_map(|(field, text)| super::extract::control_error(field, text?))
+    .collect();
+    if !controls.is_empty() {
+        return Err(ApiError::Validation(controls));
     }
     if client_id
         .as_ref()

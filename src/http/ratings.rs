@@ -286,15 +286,20 @@ async fn get_rating(
     render(report, form, "rating")
 }
 
-/// The years a rating, and the answers behind it, may be asked for.
+/// The years a rating, and the answers behind it, may be asked for
+/// ([`crate::rating::YEARS`]).
 fn check_year(year: i32) -> ApiResult<()> {
-    if (2000..=2100).contains(&year) {
+    if crate::rating::YEARS.contains(&year) {
         Ok(())
     } else {
         Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid-query",
-            "year must be between 2000 and 2100",
+            format!(
+                "year must be between {} and {}",
+                crate::rating::YEARS.start(),
+                crate::rating::YEARS.end()
+            ),
         ))
     }
 }

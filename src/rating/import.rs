@@ -388,13 +388,18 @@ fn read_row(at: &str, sep: &str, cells: &BTreeMap<&str, Cell>) -> Result<Row, Ve
             None
         }
     };
+    let in_range = |y: u64| i32::try_from(y).ok().filter(|y| super::YEARS.contains(y));
     let year = match cells.get("year").map(|c| c.count()) {
-        Some(Some(y)) if (2000..=2100).contains(&y) => i32::try_from(y).ok(),
+        Some(Some(y)) if in_range(y).is_some() => in_range(y),
         Some(_) => {
             problems.push(problem(
                 &field("year"),
                 "invalid-year",
-                "a year between 2000 and 2100",
+                format!(
+                    "a year between {} and {}",
+                    super::YEARS.start(),
+                    super::YEARS.end()
+                ),
             ));
             None
         }

@@ -10,6 +10,7 @@ pub mod gather;
 pub mod import;
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,9 @@ use uuid::Uuid;
 use crate::checklist::Survey;
 use crate::checklist::methodology::nok::{self, Tri, hundredths, indicator_of, mean};
 use crate::checklist::methodology::{Nok, Points, Rating, SiteRule};
+
+/// The years a rating may be imported, computed or exported for.
+pub const YEARS: RangeInclusive<i32> = 2000..=2100;
 
 /// What an import gives for one institution and year.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

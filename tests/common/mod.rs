@@ -279,6 +279,11 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     body
 }
 
+/// Sends `request` and asserts its problem+json answer (see [`assert_problem`]).
+pub async fn refused(request: RequestBuilder, status: StatusCode, code: &str) -> Value {
+    assert_problem(request.send().await.expect("request"), status, code).await
+}
+
 /// The entry of a list answer (`{"items": [...]}`) whose `id` is `id`.
 pub fn item_with_id(list: &Value, id: &str) -> Value {
     list["items"]
