@@ -8,7 +8,7 @@ mod common;
 
 use common::flows::new_audit;
 use common::images::{self, Exif};
-use common::{TestApp, assert_problem, call};
+use common::{TestApp, assert_problem, call, refused};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -322,6 +322,36 @@ async fn bad_uploads_are_refused_precisely_and_nothing_is_stored() {
                 "hints at JPEG: {problem}"
             );
         }
+    }
+
+    // A body that is not a form, or a form without its boundary, gets a
+    // problem like any other.
+    let photos = format!("/api/v1/audits/{audit}/photos");
+    for content_type in [None, Some("text/plain"), Some("image/jpeg")] {
+        let mut request = app
+            .request(Method::POST, &photos)
+            .bearer_auth(&token)
+            .body(images::jpeg(64, 64));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        refused(
+            request,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+        )
+        .await;
+    }
+    for content_type in ["multipart/form-data", "Multipart/Form-Data; charset=utf-8"] {
+        refused(
+            app.request(Method::POST, &photos)
+                .bearer_auth(&token)
+                .header("content-type", content_type)
+                .body("--x\r\n"),
+            StatusCode::BAD_REQUEST,
+            "malformed-multipart",
+        )
+        .await;
     }
 
     let unknown = upload(

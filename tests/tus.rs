@@ -181,6 +181,26 @@ async fn the_tus_protocol_rules_are_enforced() {
         body["detail"].as_str().unwrap().contains("`filename`"),
         "{body}"
     );
+    // A length that is not a whole number of bytes is named as such; none
+    // at all is a deferred length, which is not supported.
+    for length in ["-1", "1e3", "18446744073709551616", "ten"] {
+        refused(
+            tus(Method::POST, "/api/v1/uploads")
+                .header("upload-length", length)
+                .header("upload-metadata", meta(&audit, "entrance.level_entrance")),
+            StatusCode::BAD_REQUEST,
+            "invalid-upload-length",
+        )
+        .await;
+    }
+    refused(
+        tus(Method::POST, "/api/v1/uploads")
+            .header("upload-defer-length", "1")
+            .header("upload-metadata", meta(&audit, "entrance.level_entrance")),
+        StatusCode::BAD_REQUEST,
+        "missing-upload-length",
+    )
+    .await;
     let huge = tus(Method::POST, "/api/v1/uploads")
         .header("upload-length", (1u64 << 40).to_string())
         .header("upload-metadata", meta(&audit, "entrance.level_entrance"))
@@ -210,6 +230,29 @@ async fn the_tus_protocol_rules_are_enforced() {
         }
         request
     };
+    // An offset that is missing or not a whole number of bytes stores
+    // nothing: the upload stays at 0.
+    refused(
+        tus(Method::PATCH, &location)
+            .header("content-type", "application/offset+octet-stream")
+            .body(photo.clone()),
+        StatusCode::BAD_REQUEST,
+        "missing-upload-offset",
+    )
+    .await;
+    for offset in ["-1", "0x0", "18446744073709551616"] {
+        refused(
+            tus(Method::PATCH, &location)
+                .header("content-type", "application/offset+octet-stream")
+                .header("upload-offset", offset)
+                .body(photo.clone()),
+            StatusCode::BAD_REQUEST,
+            "invalid-upload-offset",
+        )
+        .await;
+    }
+    let untouched = tus(Method::HEAD, &location).send().await.unwrap();
+    assert_eq!(untouched.headers()["upload-offset"], "0");
     let half = photo.len() / 2;
     let wrong = patch(
         0,

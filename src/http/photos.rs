@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -123,10 +124,11 @@ const MAX_CLIENT_PHOTO_ID: usize = 255;
     request_body(content = PhotoForm, content_type = "multipart/form-data"),
     responses((status = 201, body = PhotoOut),
               (status = 200, description = "retry with a known `client_photo_id`", body = PhotoOut),
+              (status = 400, description = "`malformed-multipart`: no valid boundary, or a form that breaks off", body = Problem),
               (status = 404, description = "audit not found or not visible", body = Problem),
               (status = 409, description = "`audit-not-editable`, `photo-conflict`", body = Problem),
               (status = 413, description = "`file-too-large`", body = Problem),
-              (status = 415, description = "`unsupported-image-format` (HEIC and others: send JPEG)", body = Problem),
+              (status = 415, description = "`unsupported-media-type`: not multipart/form-data; `unsupported-image-format` (HEIC and others: send JPEG)", body = Problem),
               (status = 422, description = "`validation-failed` (`item`: `unknown-item`, `required`, `control-character`; `client_photo_id`: `control-character`, `too-long`), `empty-file`, `corrupt-image`, `image-too-large`, `trailing-data`", body = Problem),
               (status = 503, description = "`storage-unavailable`, with Retry-After", body = Problem)))]
 async fn upload_photo(
@@ -134,8 +136,10 @@ async fn upload_photo(
     Auth(who): Auth,
     request_id: RequestId,
     ApiPath(audit_id): ApiPath<Uuid>,
-    mut form: Multipart,
+    headers: HeaderMap,
+    form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
+    let mut form = form.map_err(|_| not_a_form(&headers))?;
     let audit = editable_audit(&state, &who, audit_id).await?;
     let mut item = None;
     let mut client_id = None;
@@ -367,6 +371,29 @@ pub(crate) fn store_error(err: StoreError) -> ApiError {
         "the photo store is not answering; nothing was recorded, retry later",
     )
     .retry_after(5)
+}
+
+/// A body the form could not be read from: another media type (or none) is
+/// 415, a multipart type without a usable boundary 400.
+fn not_a_form(headers: &HeaderMap) -> ApiError {
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"));
+    if multipart {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-multipart",
+            "the multipart/form-data body has no valid boundary",
+        )
+    } else {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send the photo as multipart/form-data (or resumably, through /uploads)",
+        )
+    }
 }
 
 fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {

@@ -112,8 +112,22 @@ async fn tus_headers(request: Request, next: Next) -> Response {
     response
 }
 
-fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+/// A tus length or offset: `missing` when the header is absent, `invalid`
+/// when it is not a whole number of bytes (`-1`, `1e3`, past 2^64).
+fn header_u64(
+    headers: &HeaderMap,
+    name: &'static str,
+    missing: &'static str,
+    invalid: &'static str,
+) -> ApiResult<u64> {
+    let value = headers
+        .get(name)
+        .ok_or_else(|| bad(missing, format!("send {name}")))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| bad(invalid, format!("{name} must be a whole number of bytes")))
 }
 
 fn bad(code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -172,7 +186,7 @@ fn expires(row: &upload::Model) -> HeaderValue {
     params(("Tus-Resumable" = String, Header), ("Upload-Length" = u64, Header),
            ("Upload-Metadata" = String, Header, description = "`audit_id <b64>,item <b64>,filename <b64>`")),
     responses((status = 201, description = "created; `Location`, `Upload-Expires`"),
-              (status = 400, description = "`missing-upload-length`, `invalid-upload-metadata`", body = Problem),
+              (status = 400, description = "`missing-upload-length`, `invalid-upload-length` (not a whole number of bytes), `invalid-upload-metadata`", body = Problem),
               (status = 404, body = Problem), (status = 409, description = "`audit-not-editable`", body = Problem),
               (status = 412, description = "`tus-version-unsupported`", body = Problem),
               (status = 413, description = "`file-too-large`", body = Problem),
@@ -182,12 +196,13 @@ async fn create(
     Auth(who): Auth,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let length = header_u64(&headers, "upload-length").ok_or_else(|| {
-        bad(
-            "missing-upload-length",
-            "send Upload-Length (deferred length is not supported)",
-        )
-    })?;
+    // Deferred length (Upload-Defer-Length) is not supported.
+    let length = header_u64(
+        &headers,
+        "Upload-Length",
+        "missing-upload-length",
+        "invalid-upload-length",
+    )?;
     if length > state.settings.photo_max_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -335,6 +350,7 @@ async fn head_upload(
            ("Upload-Checksum" = Option<String>, Header, description = "`sha256 <base64 digest of this chunk>`")),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "stored; new `Upload-Offset`"),
+              (status = 400, description = "`missing-upload-offset`, `invalid-upload-offset` (not a whole number of bytes), `unsupported-checksum-algorithm`, `invalid-checksum`", body = Problem),
               (status = 409, description = "`offset-mismatch`, `upload-complete`, `upload-busy`", body = Problem),
               (status = 413, description = "`file-too-large`: more bytes than Upload-Length", body = Problem),
               (status = 415, description = "`unsupported-media-type` or an ingest refusal", body = Problem),
@@ -368,8 +384,12 @@ async fn patch_upload(
             "this upload is complete",
         ));
     }
-    let offset = header_u64(&headers, "upload-offset")
-        .ok_or_else(|| bad("missing-upload-offset", "send Upload-Offset"))?;
+    let offset = header_u64(
+        &headers,
+        "Upload-Offset",
+        "missing-upload-offset",
+        "invalid-upload-offset",
+    )?;
     if i64::try_from(offset).ok() != Some(row.offset) {
         return Err(ApiError::conflict(
             "offset-mismatch",
