@@ -3,7 +3,10 @@
 # any answer the service should never give: a 5xx, or a connection cut off
 # (a panic, a stream broken after its 200). Runs the service's debug build
 # (overflow checks on) with its demo data, on the embedded SQLite default or
-# on PostgreSQL, as an admin and as a volunteer in turn.
+# on PostgreSQL, as an admin, a volunteer and a reviewer in turn. Before
+# fuzzing it seeds audits in every state (draft, submitted with photos,
+# claimed, approved), an upload and a publication, and the hooks in
+# scripts/fuzz/hooks.py point half the generated requests at them.
 #
 # Traffic goes only to the server this script starts on 127.0.0.1; the
 # server, its data directory and the PostgreSQL database are removed on exit.
@@ -19,10 +22,11 @@ Options:
   -h, --help
 
 Environment:
+  FUZZ_SEED          seed of the hooks' choices (default random, printed)
   FUZZ_PG_URL        PostgreSQL server to create the scratch database on
                      (default postgres://postgres@127.0.0.1:5432; loopback only)
   CARGO_TARGET_DIR   default $HOME/.cache/dostup-target
-Needs schemathesis 4 (`pip install schemathesis`), curl and jq.
+Needs schemathesis 4 (`pip install schemathesis`), python3, curl and jq.
 EOF
 }
 
@@ -49,7 +53,7 @@ done
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-for tool in st curl jq; do
+for tool in st python3 curl jq; do
   command -v "$tool" >/dev/null || die "$tool is missing (schemathesis: pip install schemathesis)"
 done
 
@@ -97,17 +101,22 @@ done
 base="http://$addr"
 log "server on $base ($database)"
 
+log "seeding audits in every state, photos, an upload and a publication"
+python3 "$here/fuzz/seed.py" "$base" "$root/checklists" >"$work/ids.json" ||
+  die "seeding failed"
+seed="${FUZZ_SEED:-$RANDOM}"
+log "hooks' seed: $seed (FUZZ_SEED=$seed repeats their choices)"
+
 failed=0
-for who in admin volunteer; do
-  token="$(curl -sS --fail-with-body --max-time 30 -X POST "$base/api/v1/auth/login" \
-    -H 'Content-Type: application/json' \
-    -d "{\"email\":\"$who@demo.local\",\"password\":\"demo-password\"}" | jq -er .access_token)"
+for who in admin volunteer reviewer; do
+  token="$(jq -er ".tokens.$who" "$work/ids.json")"
   log "fuzzing every route as $who ($examples cases per route and phase)"
   # The document's paths carry the /api/v1 prefix themselves. A route whose
   # body schemathesis cannot write (tus PATCH, application/offset+octet-stream)
   # is reported as an error of the tool, not counted here.
-  (cd "$work" && st run "$base/api/v1/openapi.json" --url "$base" \
-    -H "Authorization: Bearer $token" --checks not_a_server_error \
+  (cd "$work" && PYTHONPATH="$here/fuzz" SCHEMATHESIS_HOOKS=hooks FUZZ_IDS="$work/ids.json" \
+    FUZZ_BASE="$base" FUZZ_TOKEN="$token" FUZZ_SEED="$seed" st run "$base/api/v1/openapi.json" --url "$base" \
+    -H "Authorization: Bearer $token" --checks not_a_server_error,problem_json \
     --max-examples "$examples" --workers 2 --phases examples,coverage,fuzzing \
     --exclude-name 'PATCH /api/v1/uploads/{id}') >"$work/st-$who.log" 2>&1 || true
   grep -E 'generated|passed' "$work/st-$who.log" | tail -n 1 >&2 || true
