@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{TestApp, assert_problem, call, item_with_id};
+use common::{TestApp, assert_problem, call, item_with_id, refused};
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};
@@ -286,6 +286,9 @@ async fn downloads_and_answers_travel_in_the_coding_the_client_accepts() {
         ("identity", ""),
         ("gzip;q=0", ""),
         ("deflate", ""),
+        ("br, identity;q=0", "br"),
+        ("*;q=0, gzip", "gzip"),
+        ("*;q=0, identity", ""),
     ] {
         let (coding, decoded, raw, headers) = fetch_decoded(bundle(), accept).await;
         assert_eq!(coding, expected, "bundle with accept-encoding: {accept}");
@@ -371,6 +374,39 @@ async fn downloads_and_answers_travel_in_the_coding_the_client_accepts() {
     assert_eq!(coding, "", "brotli is kept for the documents made once");
     let patched: Value = serde_json::from_slice(&decoded).unwrap();
     assert_eq!(patched["version"], 3);
+
+    // A client that accepts no coding the answer could come in is refused
+    // before the write, not told 406 after it was made.
+    for accept in [
+        "identity;q=0",
+        "*;q=0",
+        "deflate, identity;q=0",
+        "gzip;q=0, *;q=0",
+    ] {
+        refused(
+            patch(
+                &app,
+                &token,
+                &id,
+                Some("\"3\""),
+                json!({"territory.parking_total": 99}),
+            )
+            .header("accept-encoding", accept),
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+        )
+        .await;
+    }
+    let audit = || app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token);
+    let (_, _, unchanged) = call(audit()).await;
+    assert_eq!(unchanged["version"], 3, "nothing was written");
+    assert_eq!(unchanged["answers"]["territory.parking_total"], 5);
+    for (accept, expected) in [("identity;q=0, gzip", "gzip"), ("*;q=0, identity", "")] {
+        let (coding, decoded, _, _) = fetch_decoded(audit(), accept).await;
+        assert_eq!(coding, expected, "accept-encoding: {accept}");
+        let read: Value = serde_json::from_slice(&decoded).unwrap();
+        assert_eq!(read, unchanged);
+    }
 
     // A keyed answer goes out as the stream stored for replay, framed as
     // gzip (the decoder checks its CRC and length); a replay comes in
@@ -1023,6 +1059,30 @@ async fn idempotency_keys_replay_instead_of_repeating() {
     let send = |key: &str, answers: Value| {
         patch(&app, &token, &id, Some("\"1\""), answers).header("idempotency-key", key.to_owned())
     };
+    // A key is 1 to 255 printable ASCII characters; any other is refused
+    // before anything is done.
+    let long = "k".repeat(256);
+    let bad_keys: [&[u8]; 4] = [b"", long.as_bytes(), b"batch\t1", "ключ".as_bytes()];
+    for key in bad_keys {
+        refused(
+            patch(
+                &app,
+                &token,
+                &id,
+                Some("\"1\""),
+                json!({"territory.parking_total": 9}),
+            )
+            .header(
+                "idempotency-key",
+                reqwest::header::HeaderValue::from_bytes(key).unwrap(),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid-idempotency-key",
+        )
+        .await;
+    }
+    let (_, _, audit) = call(app.get(&format!("/api/v1/audits/{id}")).bearer_auth(&token)).await;
+    assert_eq!(audit["version"], 1, "nothing was written");
     let (status, _, first) = call(send("batch-1", json!({"territory.parking_total": 10}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(first["version"], 2);

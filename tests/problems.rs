@@ -264,6 +264,33 @@ async fn openapi_document_describes_the_api() {
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 
+    // Every write may carry an Idempotency-Key, and the document says so
+    // with its bounds; reads do not.
+    let declares_key = |operation: &serde_json::Value| {
+        operation["parameters"]
+            .as_array()
+            .is_some_and(|parameters| {
+                parameters.iter().any(|p| {
+                    p["name"] == "Idempotency-Key"
+                        && p["in"] == "header"
+                        && p["schema"]["maxLength"] == 255
+                })
+            })
+    };
+    let mut writes = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let write = matches!(method.as_str(), "post" | "put" | "patch" | "delete");
+            assert_eq!(
+                declares_key(operation),
+                write,
+                "{method} {path}: Idempotency-Key declared exactly on writes"
+            );
+            writes += usize::from(write);
+        }
+    }
+    assert!(writes >= 20, "{writes} writes");
+
     let viewer = app.get("/api/v1/docs/").send().await.unwrap();
     assert_eq!(viewer.status(), StatusCode::OK);
     let html = viewer.text().await.unwrap();

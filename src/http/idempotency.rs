@@ -72,12 +72,13 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
     let key = key
         .to_str()
         .ok()
-        .filter(|k| (1..=255).contains(&k.len()))
+        // `to_str` also lets a tab through.
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| (b' '..=b'~').contains(&b)))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid-idempotency-key",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                "Idempotency-Key must be 1 to 255 printable ASCII characters",
             )
         })?
         .to_owned();
@@ -293,6 +294,50 @@ impl Drop for Pending {
                 );
             }
         });
+    }
+}
+
+/// Declares the optional `Idempotency-Key` header on every mutating
+/// operation of `doc`, with its bounds and the answers it can bring.
+pub fn document(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+
+    let parameter = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "A key of the client's for this request (a UUID, say), kept 24 hours per user: a \
+             retry with the same key and request gets the stored answer with \
+             `Idempotent-Replayed: true` instead of a second effect. 400 \
+             `invalid-idempotency-key` when not 1 to 255 printable ASCII characters; 409 \
+             `idempotency-key-in-progress` (with Retry-After) while the first request runs; \
+             422 `idempotency-key-reused` under the same key with another request.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some("^[ -~]+$")),
+        ))
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(parameter.clone().into());
+        }
     }
 }
 
