@@ -4,10 +4,13 @@
 //! stream is sent as gzip; and [`settle`], which refuses a request that
 //! accepts no coding at all before anything runs.
 
+use std::task::{Context, Poll};
+
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::{Either, Ready, ready};
+use tower::{Layer, Service};
 
 use super::error::ApiError;
 use crate::catalogs::Coding;
@@ -89,7 +92,7 @@ fn refuses_identity(headers: &HeaderMap) -> bool {
 /// (it runs for every request; most go on untouched, since only a q-value
 /// of 0 can refuse a coding and every one holds `=0`). A request that
 /// accepts neither brotli nor gzip nor an answer without a coding is marked
-/// [`NotAcceptable`], for [`refuse`] to answer before any handler runs: the
+/// [`NotAcceptable`], for [`Refuse`] to answer before any handler runs: the
 /// compression layer would let the handler run and make its effect, then
 /// turn its answer into a 406, so that a phone would take a write that was
 /// made for one that failed. Any other gets the codings it accepts as its
@@ -125,20 +128,49 @@ pub fn settle(mut request: Request) -> Request {
 #[derive(Debug, Clone, Copy)]
 pub struct NotAcceptable;
 
-/// Whether [`settle`] marked the request [`NotAcceptable`].
-pub fn is_not_acceptable(request: &Request) -> bool {
-    request.extensions().get::<NotAcceptable>().is_some()
+/// The layer of [`Refuse`].
+#[derive(Debug, Clone, Copy)]
+pub struct RefuseLayer;
+
+impl<S> Layer<S> for RefuseLayer {
+    type Service = Refuse<S>;
+
+    fn layer(&self, inner: S) -> Refuse<S> {
+        Refuse(inner)
+    }
 }
 
-/// Answers a request marked [`NotAcceptable`]: 406 `not-acceptable`.
-pub async fn refuse(_request: Request, _next: Next) -> Response {
-    ApiError::new(
-        StatusCode::NOT_ACCEPTABLE,
-        "not-acceptable",
-        "Accept-Encoding refuses every coding this service answers in: \
-         accept gzip, or an answer without a coding",
-    )
-    .into_response()
+/// Answers a request [`settle`] marked [`NotAcceptable`] with 406
+/// `not-acceptable` before anything inside it runs, and passes any other
+/// on, at the cost of one look at its extensions (a middleware would box a
+/// future for every request).
+#[derive(Debug, Clone)]
+pub struct Refuse<S>(S);
+
+impl<S> Service<Request> for Refuse<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.extensions().get::<NotAcceptable>().is_none() {
+            return Either::Right(self.0.call(request));
+        }
+        Either::Left(ready(Ok(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "Accept-Encoding refuses every coding this service answers in: \
+             accept gzip, or an answer without a coding",
+        )
+        .into_response())))
+    }
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(CatchPanicLayer::custom(panic_response))
         // A client that accepts no coding is refused before any handler
-        // runs (`refuse`, below), not by the compression layer after its
+        // runs (`RefuseLayer`, below), not by the compression layer after its
         // effect; the others' Accept-Encoding is settled for it.
         .map_request(encoding::settle)
         // Answers are made per request, so they are compressed for speed:
@@ -171,10 +171,7 @@ pub fn app(state: AppState) -> Router {
         // (docs/performance.md); the documents made once (checklists,
         // bundles) carry their own, best-compressed, encodings.
         .layer(CompressionLayer::new().no_br().quality(CompressionLevel::Fastest))
-        .layer(only::Only::new(
-            encoding::is_not_acceptable,
-            axum::middleware::from_fn(encoding::refuse),
-        ))
+        .layer(encoding::RefuseLayer)
         // Tus discovery is answered before CORS, which treats every OPTIONS
         // as a preflight; without configured origins there is no CORS layer.
         .layer(only::Only::new(
