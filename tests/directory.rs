@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{TestApp, assert_problem};
+use common::{TestApp, assert_problem, call, refused};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -387,6 +387,44 @@ async fn admins_manage_organisations_and_users() {
     let body = assert_problem(weak, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed").await;
     assert_eq!(body["errors"][0]["code"], "weak-password");
 
+    // Every bad field is named at once, and nothing is created.
+    let body = refused(
+        app.post_json(
+            "/api/v1/users",
+            &json!({"email": "not-an-address", "password": "p".repeat(1025), "role": "volunteer",
+                    "display_name": "Д".repeat(201)}),
+        )
+        .bearer_auth(&admin),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
+    let named: Vec<(&str, &str)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("email", "invalid-email"),
+            ("password", "too-long"),
+            ("display_name", "too-long")
+        ]
+    );
+    // The bounds themselves are allowed.
+    let (status, _, bounded) = call(
+        app.post_json(
+            "/api/v1/users",
+            &json!({"email": "bounds@example.org", "password": "p".repeat(1024), "role": "volunteer",
+                    "display_name": "Д".repeat(200)}),
+        )
+        .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{bounded}");
+
     let operator = app.token("operator@demo.local").await;
     let forbidden = app
         .get("/api/v1/users")
@@ -404,5 +442,5 @@ async fn admins_manage_organisations_and_users() {
         .json()
         .await
         .unwrap();
-    assert_eq!(users["items"].as_array().unwrap().len(), 7);
+    assert_eq!(users["items"].as_array().unwrap().len(), 8);
 }

@@ -80,7 +80,7 @@ pub async fn create_account(
 
 /// One `@`, something on both sides, a dot in the domain, no spaces: enough
 /// to catch typos; deliverability is proven by use, not by a regex.
-fn plausible_email(email: &str) -> bool {
+pub fn plausible_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };

@@ -15,8 +15,11 @@ use super::auth::UserOut;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
 use super::pagination::{PageParams, Paginated};
+use super::validate::Checks;
 use crate::auth::Principal;
-use crate::auth::accounts::{AccountError, NewAccount, create_account};
+use crate::auth::accounts::{AccountError, NewAccount, create_account, plausible_email};
+use crate::auth::normalise_email;
+use crate::auth::password::MIN_PASSWORD_CHARS;
 use crate::db;
 use crate::db::audit_log::Entry;
 use crate::domain::{RegionCode, Role, Sector};
@@ -53,10 +56,14 @@ async fn list_users(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserIn {
+    #[schema(min_length = 3, max_length = 254, example = "volunteer@example.org")]
     pub email: String,
-    /// At least 10 characters.
+    /// 10 to 1,024 characters.
+    #[schema(min_length = 10, max_length = 1024)]
     pub password: String,
+    /// At most 200 characters; the email when empty.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub display_name: String,
     pub role: Role,
     pub organisation_id: Option<Uuid>,
@@ -67,12 +74,18 @@ pub struct NewUserIn {
     pub sector: Option<Sector>,
 }
 
+/// Longest password a new account may have: enough for any password
+/// manager, and a bound on what is hashed.
+const MAX_PASSWORD_CHARS: usize = 1024;
+/// Longest display name.
+const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
 /// Creates an account (admins only).
 #[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])),
     request_body = NewUserIn,
     responses((status = 201, body = UserOut), (status = 403, body = Problem),
               (status = 409, description = "`email-taken`", body = Problem),
-              (status = 422, description = "`invalid-email`, `weak-password`, `unknown-reference`", body = Problem)))]
+              (status = 422, description = "`validation-failed`, every bad field at once: `email` `invalid-email`; `password` `weak-password` or `too-long`; `display_name` `too-long`; `organisation_id` `unknown-reference`", body = Problem)))]
 async fn create_user(
     State(state): State<AppState>,
     Auth(principal): Auth,
@@ -80,6 +93,34 @@ async fn create_user(
     ApiJson(body): ApiJson<NewUserIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
     require_admin(&principal)?;
+    // Every bad field at once; the account's own checks below stay the last word.
+    let mut checks = Checks::default();
+    checks.ensure(
+        plausible_email(&normalise_email(&body.email)),
+        "email",
+        "invalid-email",
+        "not an email address",
+    );
+    let password_chars = body.password.chars().count();
+    checks.ensure(
+        password_chars >= MIN_PASSWORD_CHARS,
+        "password",
+        "weak-password",
+        format!("must have at least {MIN_PASSWORD_CHARS} characters"),
+    );
+    checks.ensure(
+        password_chars <= MAX_PASSWORD_CHARS,
+        "password",
+        "too-long",
+        format!("must have at most {MAX_PASSWORD_CHARS} characters"),
+    );
+    checks.ensure(
+        body.display_name.trim().chars().count() <= MAX_DISPLAY_NAME_CHARS,
+        "display_name",
+        "too-long",
+        format!("must have at most {MAX_DISPLAY_NAME_CHARS} characters"),
+    );
+    checks.finish()?;
     let account = NewAccount {
         email: body.email,
         password: body.password,
