@@ -538,3 +538,72 @@ async fn instants_outside_the_years_1_to_9999_are_refused() {
         assert_eq!(ids.contains(&json!(id)), listed, "since {since}: {list}");
     }
 }
+
+/// The net under the request checks: a value PostgreSQL refuses to store is
+/// the request's fault, 422 `unstorable-value`, not a 500. Other errors of
+/// the database stay 500. (SQLite stores U+0000 and has no length limits:
+/// nothing to refuse there.)
+#[tokio::test]
+async fn a_value_the_database_cannot_store_is_a_422_and_other_errors_a_500() {
+    use axum::response::IntoResponse;
+    use dostup::db::DbError;
+    use dostup::http::error::ApiError;
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    use std::sync::Arc;
+
+    let app = TestApp::spawn().await;
+    if !app.db.is_postgres() {
+        return;
+    }
+    // The test's own database, dropped with it.
+    let pool = app.state.db.get_postgres_connection_pool();
+    sqlx::query("CREATE TABLE bounded (short varchar(3), indexed text)")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE INDEX ON bounded (indexed)")
+        .execute(pool)
+        .await
+        .unwrap();
+    // Digits of a hash chain: text that compresses poorly, too big for an
+    // index entry.
+    let incompressible: String = (0..200u32)
+        .scan([0u8; 32], |state, n| {
+            use sha2::{Digest, Sha256};
+            *state = Sha256::digest([&state[..], &n.to_le_bytes()].concat()).into();
+            Some(hex::encode(*state))
+        })
+        .collect();
+    let cases: [(&str, &str, u16, &str); 5] = [
+        ("SELECT $1::text", "a\u{0}b", 422, "unstorable-value"),
+        ("SELECT $1::jsonb", "\"a\\u0000b\"", 422, "unstorable-value"),
+        (
+            "INSERT INTO bounded (short) VALUES ($1)",
+            "abcd",
+            422,
+            "unstorable-value",
+        ),
+        (
+            "INSERT INTO bounded (indexed) VALUES ($1)",
+            &incompressible,
+            422,
+            "unstorable-value",
+        ),
+        ("SELECT 1 / ($1::int - 1)", "1", 500, "internal-error"),
+    ];
+    for (sql, value, status, code) in cases {
+        let err = sqlx::query(sql)
+            .bind(value)
+            .execute(pool)
+            .await
+            .expect_err(sql);
+        let err = DbError::from(DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))));
+        let response = ApiError::from(err).into_response();
+        assert_eq!(response.status().as_u16(), status, "{sql}");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], code, "{sql}");
+    }
+}

@@ -59,6 +59,26 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Other(err) if unavailable(err))
     }
+
+    /// True when the database refused a value of the request itself: text
+    /// holding a character it cannot store (U+0000: SQLSTATE 22021, or
+    /// 22P05 in JSON), a value too long for its column (22001) or for an
+    /// index entry (54000). The request's checks should have refused it
+    /// first; this is the net for one they miss.
+    pub fn is_unstorable_value(&self) -> bool {
+        let Self::Other(
+            DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)),
+        ) = self
+        else {
+            return false;
+        };
+        match &**err {
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|code| matches!(&*code, "22021" | "22P05" | "22001" | "54000")),
+            _ => false,
+        }
+    }
 }
 
 /// See [`DbError::is_unavailable`].

@@ -286,6 +286,15 @@ impl From<DbError> for ApiError {
                 "missing-reference",
                 "a referenced record does not exist",
             ),
+            DbError::Other(_) if err.is_unstorable_value() => {
+                tracing::warn!(error = %err, "the database refused a value the checks let through");
+                Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unstorable-value",
+                    "the request holds a value the database cannot store: text with a U+0000, \
+                     or a value too long for its field",
+                )
+            }
             DbError::Other(e) => Self::Internal(anyhow::Error::new(e).context("database")),
             DbError::Sqlite(e) => Self::Internal(anyhow::Error::new(e).context("database")),
         }

@@ -84,7 +84,9 @@ Text may hold tabs and line breaks but no other control character (U+0000 includ
 that is 422 `validation-failed` with `control-character` per field, in a query parameter 400 \
 `invalid-query`, in a path segment 400 `invalid-path`. \
 A request whose `Accept-Encoding` accepts neither gzip nor an answer without a coding \
-(`identity;q=0`, `*;q=0`) is refused with 406 `not-acceptable` before anything is done.",
+(`identity;q=0`, `*;q=0`) is refused with 406 `not-acceptable` before anything is done. \
+Should the database refuse a value the checks let through (a U+0000, a value too long for its \
+column), the answer is 422 `unstorable-value`.",
         license(name = "AGPL-3.0-or-later")
     ),
     modifiers(&BearerAuth),
