@@ -199,6 +199,22 @@ async fn user_create_and_migrate_work_from_the_command_line() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("an account with this email exists"));
 
+    // The bounds of `POST /users` hold here too.
+    let long_password = dostup(dir.path(), &database.url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "long@example.org",
+            "--role",
+            "volunteer",
+        ])
+        .env("DOSTUP_USER_PASSWORD", "p".repeat(1025))
+        .output()
+        .unwrap();
+    assert!(!long_password.status.success());
+    assert!(String::from_utf8_lossy(&long_password.stderr).contains("at most 1024 characters"));
+
     let bad_role = dostup(dir.path(), &database.url)
         .args([
             "user",

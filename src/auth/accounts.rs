@@ -21,6 +21,9 @@ pub struct NewAccount {
     pub sector: Option<Sector>,
 }
 
+/// Longest display name of an account.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
 /// Why an account was not created.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -28,6 +31,8 @@ pub enum AccountError {
     InvalidEmail(String),
     #[error(transparent)]
     Password(#[from] PasswordError),
+    #[error("a display name may have at most {MAX_DISPLAY_NAME_CHARS} characters")]
+    DisplayNameTooLong,
     #[error("an account with this email exists")]
     EmailTaken,
     #[error("the organisation or region does not exist")]
@@ -49,6 +54,9 @@ pub async fn create_account(
     let email = normalise_email(&account.email);
     if !plausible_email(&email) {
         return Err(AccountError::InvalidEmail(account.email));
+    }
+    if account.display_name.trim().chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(AccountError::DisplayNameTooLong);
     }
     let plain = account.password;
     let password_hash = tokio::task::spawn_blocking(move || password::hash(&plain))

@@ -10,12 +10,17 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 /// Shortest password accepted for new accounts.
 pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest password accepted for new accounts: enough for any password
+/// manager, and a bound on what is hashed.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// Password problems reported to whoever sets one.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error("password must have at least {MIN_PASSWORD_CHARS} characters")]
     TooShort,
+    #[error("password must have at most {MAX_PASSWORD_CHARS} characters")]
+    TooLong,
     #[error("password hashing failed: {0}")]
     Hashing(String),
 }
@@ -23,11 +28,16 @@ pub enum PasswordError {
 /// Hashes a new password into a PHC string.
 ///
 /// # Errors
-/// [`PasswordError::TooShort`] below [`MIN_PASSWORD_CHARS`]; hashing failure
+/// [`PasswordError::TooShort`] below [`MIN_PASSWORD_CHARS`],
+/// [`PasswordError::TooLong`] above [`MAX_PASSWORD_CHARS`]; hashing failure
 /// (only if the system random source fails).
 pub fn hash(password: &str) -> Result<String, PasswordError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
         return Err(PasswordError::TooShort);
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(PasswordError::TooLong);
     }
     Argon2::default()
         .hash_password(password.as_bytes())

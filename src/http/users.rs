@@ -17,9 +17,11 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
 use super::pagination::{PageParams, Paginated};
 use super::validate::Checks;
 use crate::auth::Principal;
-use crate::auth::accounts::{AccountError, NewAccount, create_account, plausible_email};
+use crate::auth::accounts::{
+    AccountError, MAX_DISPLAY_NAME_CHARS, NewAccount, create_account, plausible_email,
+};
 use crate::auth::normalise_email;
-use crate::auth::password::MIN_PASSWORD_CHARS;
+use crate::auth::password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PasswordError};
 use crate::db;
 use crate::db::audit_log::Entry;
 use crate::domain::{RegionCode, Role, Sector};
@@ -73,12 +75,6 @@ pub struct NewUserIn {
     /// Limits the user to one sector.
     pub sector: Option<Sector>,
 }
-
-/// Longest password a new account may have: enough for any password
-/// manager, and a bound on what is hashed.
-const MAX_PASSWORD_CHARS: usize = 1024;
-/// Longest display name.
-const MAX_DISPLAY_NAME_CHARS: usize = 200;
 
 /// Creates an account (admins only).
 #[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])),
@@ -136,8 +132,14 @@ async fn create_user(
             AccountError::InvalidEmail(_) => {
                 ApiError::invalid_field("email", "invalid-email", e.to_string())
             }
+            AccountError::Password(PasswordError::TooLong) => {
+                ApiError::invalid_field("password", "too-long", e.to_string())
+            }
             AccountError::Password(p) => {
                 ApiError::invalid_field("password", "weak-password", p.to_string())
+            }
+            AccountError::DisplayNameTooLong => {
+                ApiError::invalid_field("display_name", "too-long", e.to_string())
             }
             AccountError::EmailTaken => ApiError::conflict("email-taken", e.to_string()),
             AccountError::UnknownReference => ApiError::invalid_field(
