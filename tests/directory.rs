@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{TestApp, assert_problem, call, refused};
+use common::{TestApp, assert_problem, call, field_errors, refused};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -230,12 +230,7 @@ async fn sites_reject_impossible_coordinates() {
         "validation-failed",
     )
     .await;
-    let codes: Vec<(&str, &str)> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
-        .collect();
+    let codes = field_errors(&body);
     assert_eq!(
         codes,
         vec![("latitude", "out-of-range"), ("longitude", "out-of-range")]
@@ -399,12 +394,7 @@ async fn admins_manage_organisations_and_users() {
         "validation-failed",
     )
     .await;
-    let named: Vec<(&str, &str)> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
-        .collect();
+    let named = field_errors(&body);
     assert_eq!(
         named,
         [

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestApp, assert_problem, call, refused};
+use common::{TestApp, assert_problem, call, field_errors, refused};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -358,12 +358,7 @@ async fn control_characters_in_text_are_refused_naming_the_field() {
         "validation-failed",
     )
     .await;
-    let mut fields: Vec<_> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
-        .collect();
+    let mut fields = field_errors(&body);
     fields.sort_unstable();
     assert_eq!(
         fields,

@@ -14,6 +14,7 @@ Reads FUZZ_IDS (the seeding's JSON), FUZZ_BASE (the server), FUZZ_TOKEN (the
 caller's bearer token) and FUZZ_SEED (for the choices made here).
 """
 
+import datetime
 import json
 import os
 import random
@@ -27,6 +28,7 @@ TOKEN = os.environ["FUZZ_TOKEN"]
 BASE = os.environ["FUZZ_BASE"]
 CHOICE = random.Random(int(os.environ.get("FUZZ_SEED", "0")))
 REAL = 0.5
+THIS_YEAR = datetime.datetime.now(datetime.timezone.utc).year
 
 
 def real():
@@ -68,7 +70,7 @@ def before_call(context, case, kwargs):
         for name, values in (
             ("region", ["48"]),
             ("sector", ["social_services", "education", "culture", "health"]),
-            ("year", [2025, 2026]),
+            ("year", [THIS_YEAR - 1, THIS_YEAR]),
             ("from", [1]),
             ("to", [1, 2]),
         ):

@@ -25,20 +25,28 @@ pub enum PasswordError {
     Hashing(String),
 }
 
-/// Hashes a new password into a PHC string.
+/// Whether a new password is acceptable.
 ///
 /// # Errors
 /// [`PasswordError::TooShort`] below [`MIN_PASSWORD_CHARS`],
-/// [`PasswordError::TooLong`] above [`MAX_PASSWORD_CHARS`]; hashing failure
-/// (only if the system random source fails).
-pub fn hash(password: &str) -> Result<String, PasswordError> {
+/// [`PasswordError::TooLong`] above [`MAX_PASSWORD_CHARS`].
+pub fn check(password: &str) -> Result<(), PasswordError> {
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_CHARS {
-        return Err(PasswordError::TooShort);
+        Err(PasswordError::TooShort)
+    } else if chars > MAX_PASSWORD_CHARS {
+        Err(PasswordError::TooLong)
+    } else {
+        Ok(())
     }
-    if chars > MAX_PASSWORD_CHARS {
-        return Err(PasswordError::TooLong);
-    }
+}
+
+/// Hashes a new password into a PHC string.
+///
+/// # Errors
+/// As [`check`]; hashing failure (only if the system random source fails).
+pub fn hash(password: &str) -> Result<String, PasswordError> {
+    check(password)?;
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())

@@ -66,32 +66,37 @@ impl DbError {
     /// index entry (54000). The request's checks should have refused it
     /// first; this is the net for one they miss.
     pub fn is_unstorable_value(&self) -> bool {
-        let Self::Other(
-            DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)),
-        ) = self
-        else {
-            return false;
-        };
-        match &**err {
-            sqlx::Error::Database(db) => db
-                .code()
-                .is_some_and(|code| matches!(&*code, "22021" | "22P05" | "22001" | "54000")),
+        match self {
+            Self::Other(err) => match sqlx_error(err) {
+                Some(sqlx::Error::Database(db)) => db
+                    .code()
+                    .is_some_and(|code| matches!(&*code, "22021" | "22P05" | "22001" | "54000")),
+                _ => false,
+            },
             _ => false,
         }
     }
 }
 
+/// The driver's error under `err`, if it is one.
+fn sqlx_error(err: &DbErr) -> Option<&sqlx::Error> {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(err))
+        | DbErr::Exec(RuntimeErr::SqlxError(err))
+        | DbErr::Query(RuntimeErr::SqlxError(err)) => Some(err),
+        _ => None,
+    }
+}
+
 /// See [`DbError::is_unavailable`].
 fn unavailable(err: &DbErr) -> bool {
-    let runtime = match err {
-        DbErr::ConnectionAcquire(_) => return true,
-        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
-        _ => return false,
-    };
-    let RuntimeErr::SqlxError(err) = runtime else {
+    if matches!(err, DbErr::ConnectionAcquire(_)) {
+        return true;
+    }
+    let Some(err) = sqlx_error(err) else {
         return false;
     };
-    match &**err {
+    match err {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut

@@ -235,17 +235,24 @@ fn strip_position(message: &str) -> String {
 }
 
 pub(super) fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
-    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    media_type(content_type).is_some_and(|essence| {
+        essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    })
+}
+
+/// The media type of a `Content-Type`, without its parameters, in lower
+/// case (`multipart/form-data` of `Multipart/Form-Data; boundary=x`).
+pub(super) fn media_type(content_type: Option<&header::HeaderValue>) -> Option<String> {
+    let value = content_type?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
 }
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {

@@ -45,6 +45,9 @@ const KEPT_HEADERS: [HeaderName; 5] = [
     header::RETRY_AFTER,
     HeaderName::from_static("preference-applied"),
 ];
+/// Longest key, in bytes: keys are looked up through an index, whose
+/// entries PostgreSQL bounds.
+pub const MAX_KEY_BYTES: usize = 255;
 /// Largest response stored for replay.
 const MAX_STORED_RESPONSE: usize = 8 * 1024 * 1024;
 
@@ -72,13 +75,12 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
     let key = key
         .to_str()
         .ok()
-        // `to_str` also lets a tab through.
-        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| (b' '..=b'~').contains(&b)))
+        .filter(|k| is_valid_key(k))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid-idempotency-key",
-                "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                format!("Idempotency-Key must be 1 to {MAX_KEY_BYTES} printable ASCII characters"),
             )
         })?
         .to_owned();
@@ -297,6 +299,12 @@ impl Drop for Pending {
     }
 }
 
+/// Whether `key` is 1 to [`MAX_KEY_BYTES`] printable ASCII characters, the
+/// pattern [`document`] declares. (`HeaderValue::to_str` lets a tab through.)
+fn is_valid_key(key: &str) -> bool {
+    (1..=MAX_KEY_BYTES).contains(&key.len()) && key.bytes().all(|b| (b' '..=b'~').contains(&b))
+}
+
 /// Declares the optional `Idempotency-Key` header on every mutating
 /// operation of `doc`, with its bounds and the answers it can bring.
 pub fn document(doc: &mut utoipa::openapi::OpenApi) {
@@ -307,19 +315,19 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
         .name("Idempotency-Key")
         .parameter_in(ParameterIn::Header)
         .required(Required::False)
-        .description(Some(
+        .description(Some(format!(
             "A key of the client's for this request (a UUID, say), kept 24 hours per user: a \
              retry with the same key and request gets the stored answer with \
              `Idempotent-Replayed: true` instead of a second effect. 400 \
-             `invalid-idempotency-key` when not 1 to 255 printable ASCII characters; 409 \
-             `idempotency-key-in-progress` (with Retry-After) while the first request runs; \
-             422 `idempotency-key-reused` under the same key with another request.",
-        ))
+             `invalid-idempotency-key` when not 1 to {MAX_KEY_BYTES} printable ASCII \
+             characters; 409 `idempotency-key-in-progress` (with Retry-After) while the first \
+             request runs; 422 `idempotency-key-reused` under the same key with another request."
+        )))
         .schema(Some(
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .min_length(Some(1))
-                .max_length(Some(255))
+                .max_length(Some(MAX_KEY_BYTES))
                 .pattern(Some("^[ -~]+$")),
         ))
         .build();

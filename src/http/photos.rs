@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiPath, Auth, RequestId};
+use super::extract::{ApiPath, Auth, RequestId, media_type};
+use super::validate::Checks;
 
 use crate::auth::Principal;
 use crate::db::audit_log::Actor;
@@ -113,9 +114,9 @@ pub struct PhotoForm {
     client_photo_id: Option<String>,
 }
 
-/// Longest `client_photo_id` kept, in bytes, as for an `Idempotency-Key`: it
-/// is looked up through an index, whose entries PostgreSQL bounds.
-const MAX_CLIENT_PHOTO_ID: usize = 255;
+/// Longest `client_photo_id` kept, in bytes: it is looked up through an
+/// index, as an `Idempotency-Key` is.
+const MAX_CLIENT_PHOTO_ID: usize = super::idempotency::MAX_KEY_BYTES;
 
 /// Uploads a photo for an item (multipart, for small photos on good
 /// networks; use `/uploads` (tus) on flaky ones).
@@ -174,26 +175,18 @@ async fn upload_photo(
     let client_id = client_id
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
-    let controls: Vec<_> = [
-        ("item", Some(&item)),
-        ("client_photo_id", client_id.as_ref()),
-    ]
-    .into_iter()
-    .filter_map(|(field, text)| super::extract::control_error(field, text?))
-    .collect();
-    if !controls.is_empty() {
-        return Err(ApiError::Validation(controls));
-    }
-    if client_id
-        .as_ref()
-        .is_some_and(|id| id.len() > MAX_CLIENT_PHOTO_ID)
-    {
-        return Err(ApiError::invalid_field(
+    let mut checks = Checks::default();
+    checks.control("item", &item);
+    if let Some(id) = &client_id {
+        checks.control("client_photo_id", id);
+        checks.ensure(
+            id.len() <= MAX_CLIENT_PHOTO_ID,
             "client_photo_id",
             "too-long",
             format!("must have at most {MAX_CLIENT_PHOTO_ID} bytes; a UUID will do"),
-        ));
+        );
     }
+    checks.finish()?;
     let actor = request_id.actor(&who);
     let (status, stored) = accept(&state, &actor, &audit, &item, client_id, file).await?;
     Ok((status, Json(PhotoOut::from(stored))).into_response())
@@ -376,12 +369,7 @@ pub(crate) fn store_error(err: StoreError) -> ApiError {
 /// A body the form could not be read from: another media type (or none) is
 /// 415, a multipart type without a usable boundary 400.
 fn not_a_form(headers: &HeaderMap) -> ApiError {
-    let multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"));
-    if multipart {
+    if media_type(headers.get(header::CONTENT_TYPE)).as_deref() == Some("multipart/form-data") {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed-multipart",

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, FieldError, Problem};
-use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, Auth, RequestId, is_json};
+use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, Auth, RequestId, is_json, media_type};
 use crate::auth::Principal;
 use crate::db::entity::rating_publication;
 use crate::db::rating::{self as repo, NewImport, NewPublication};
@@ -86,10 +86,7 @@ async fn import_inputs(
     let content_type = headers.get(header::CONTENT_TYPE);
     let (parsed, format) = if is_json(content_type) {
         (import::parse_json(&body), "json")
-    } else if content_type
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("text/csv"))
-    {
+    } else if media_type(content_type).as_deref() == Some("text/csv") {
         (import::parse_csv(&body), "csv")
     } else {
         return Err(ApiError::new(

@@ -12,16 +12,11 @@ use uuid::Uuid;
 use super::AppState;
 use super::audit_log::record_committed;
 use super::auth::UserOut;
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, FieldError, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth, RequestId};
 use super::pagination::{PageParams, Paginated};
-use super::validate::Checks;
 use crate::auth::Principal;
-use crate::auth::accounts::{
-    AccountError, MAX_DISPLAY_NAME_CHARS, NewAccount, create_account, plausible_email,
-};
-use crate::auth::normalise_email;
-use crate::auth::password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PasswordError};
+use crate::auth::accounts::{AccountError, NewAccount, create_account};
 use crate::db;
 use crate::db::audit_log::Entry;
 use crate::domain::{RegionCode, Role, Sector};
@@ -89,34 +84,6 @@ async fn create_user(
     ApiJson(body): ApiJson<NewUserIn>,
 ) -> ApiResult<(StatusCode, Json<UserOut>)> {
     require_admin(&principal)?;
-    // Every bad field at once; the account's own checks below stay the last word.
-    let mut checks = Checks::default();
-    checks.ensure(
-        plausible_email(&normalise_email(&body.email)),
-        "email",
-        "invalid-email",
-        "not an email address",
-    );
-    let password_chars = body.password.chars().count();
-    checks.ensure(
-        password_chars >= MIN_PASSWORD_CHARS,
-        "password",
-        "weak-password",
-        format!("must have at least {MIN_PASSWORD_CHARS} characters"),
-    );
-    checks.ensure(
-        password_chars <= MAX_PASSWORD_CHARS,
-        "password",
-        "too-long",
-        format!("must have at most {MAX_PASSWORD_CHARS} characters"),
-    );
-    checks.ensure(
-        body.display_name.trim().chars().count() <= MAX_DISPLAY_NAME_CHARS,
-        "display_name",
-        "too-long",
-        format!("must have at most {MAX_DISPLAY_NAME_CHARS} characters"),
-    );
-    checks.finish()?;
     let account = NewAccount {
         email: body.email,
         password: body.password,
@@ -129,18 +96,12 @@ async fn create_user(
     let created = create_account(&state.db, account)
         .await
         .map_err(|e| match e {
-            AccountError::InvalidEmail(_) => {
-                ApiError::invalid_field("email", "invalid-email", e.to_string())
-            }
-            AccountError::Password(PasswordError::TooLong) => {
-                ApiError::invalid_field("password", "too-long", e.to_string())
-            }
-            AccountError::Password(p) => {
-                ApiError::invalid_field("password", "weak-password", p.to_string())
-            }
-            AccountError::DisplayNameTooLong => {
-                ApiError::invalid_field("display_name", "too-long", e.to_string())
-            }
+            AccountError::Invalid(fields) => ApiError::Validation(
+                fields
+                    .into_iter()
+                    .map(|f| FieldError::new(f.field, f.code, f.message))
+                    .collect(),
+            ),
             AccountError::EmailTaken => ApiError::conflict("email-taken", e.to_string()),
             AccountError::UnknownReference => ApiError::invalid_field(
                 "organisation_id",

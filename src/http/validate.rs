@@ -23,6 +23,12 @@ impl Checks {
         trimmed.to_owned()
     }
 
+    /// Records `control-character` on `field` if `text` holds a control
+    /// character text may not hold (see [`crate::domain::refused_control`]).
+    pub fn control(&mut self, field: &str, text: &str) {
+        self.0.extend(super::extract::control_error(field, text));
+    }
+
     /// Records `code` on `field` unless `ok`.
     pub fn ensure(&mut self, ok: bool, field: &str, code: &str, message: impl Into<String>) {
         if !ok {

@@ -388,20 +388,23 @@ fn read_row(at: &str, sep: &str, cells: &BTreeMap<&str, Cell>) -> Result<Row, Ve
             None
         }
     };
-    let in_range = |y: u64| i32::try_from(y).ok().filter(|y| super::YEARS.contains(y));
     let year = match cells.get("year").map(|c| c.count()) {
-        Some(Some(y)) if in_range(y).is_some() => in_range(y),
-        Some(_) => {
-            problems.push(problem(
-                &field("year"),
-                "invalid-year",
-                format!(
-                    "a year between {} and {}",
-                    super::YEARS.start(),
-                    super::YEARS.end()
-                ),
-            ));
-            None
+        Some(count) => {
+            let year = count
+                .and_then(|y| i32::try_from(y).ok())
+                .filter(|y| super::YEARS.contains(y));
+            if year.is_none() {
+                problems.push(problem(
+                    &field("year"),
+                    "invalid-year",
+                    format!(
+                        "a year between {} and {}",
+                        super::YEARS.start(),
+                        super::YEARS.end()
+                    ),
+                ));
+            }
+            year
         }
         None => {
             problems.push(problem(&field("year"), "required", "the rating year"));

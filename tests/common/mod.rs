@@ -284,6 +284,20 @@ pub async fn refused(request: RequestBuilder, status: StatusCode, code: &str) ->
     assert_problem(request.send().await.expect("request"), status, code).await
 }
 
+/// The (field, code) of every error a `validation-failed` problem lists, in
+/// its order.
+pub fn field_errors(problem: &Value) -> Vec<(&str, &str)> {
+    problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {problem}"))
+        .iter()
+        .map(|e| {
+            let text = |key: &str| e[key].as_str().unwrap_or_else(|| panic!("no {key} in {e}"));
+            (text("field"), text("code"))
+        })
+        .collect()
+}
+
 /// The entry of a list answer (`{"items": [...]}`) whose `id` is `id`.
 pub fn item_with_id(list: &Value, id: &str) -> Value {
     list["items"]
